@@ -1,0 +1,9 @@
+"""avspeech: audio-visual speech research package.
+
+Data flow (one sub-package per stage): ``synth`` (synthetic talking-face corpus) and real video
+-> ``preprocess`` (face tracks, mouth ROIs, 16 kHz audio, manifest) -> ``features`` -> ``model``
+(encoder fused by ``avspeech.kernels`` cross-modal attention) -> heads (separation, recognition).
+``cli`` is a thin command-line layer over these library functions.
+"""
+
+__version__ = "0.1.0"

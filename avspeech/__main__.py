@@ -1,0 +1,5 @@
+import sys
+
+from avspeech.cli import main
+
+sys.exit(main())

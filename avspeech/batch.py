@@ -1,0 +1,92 @@
+"""Run one function over many items: progress bar, worker processes, failures collected, never aborted.
+
+Every batch command (synth, preprocess, cluster, ...) goes through :func:`run_batch`, so they all behave the
+same way: a bad item is recorded with its cause and the batch continues; the caller prints the summary and exits
+non-zero when anything failed.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+from avspeech.errors import InputError
+from avspeech.io.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    item: str
+    cause: str
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, Failure | None]:
+    try:
+        return fn(item), None
+    except InputError as e:
+        return None, Failure(str(item), e.cause if e.path in (None, str(item)) else str(e))
+    except Exception as e:  # noqa: BLE001 - a batch reports every failure and keeps going
+        log.debug("failure on %s\n%s", item, traceback.format_exc())
+        return None, Failure(str(item), f"{type(e).__name__}: {e}")
+
+
+def run_batch(
+    items: Sequence[Any],
+    fn: Callable[[Any], Any],
+    *,
+    workers: int = 1,
+    desc: str = "",
+    unit: str = "item",
+    initializer: Callable[..., None] | None = None,
+    initargs: Iterable[Any] = (),
+) -> tuple[list[Any], list[Failure]]:
+    """Apply ``fn`` to every item; return (results of the items that succeeded, failures).
+
+    ``fn`` must be picklable when ``workers > 1`` (a module-level function or a ``functools.partial`` of one).
+    Worker processes are started with ``spawn`` so that no thread state (OpenMP, MediaPipe) is inherited.
+    """
+    results: list[Any] = []
+    failures: list[Failure] = []
+    bar = tqdm(total=len(items), desc=desc, unit=unit, dynamic_ncols=True)
+    try:
+        if workers <= 1:
+            if initializer is not None:
+                initializer(*initargs)
+            for item in items:
+                res, fail = _call(fn, item)
+                (failures.append(fail) if fail else results.append(res))
+                bar.update(1)
+        else:
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer,
+                                     initargs=tuple(initargs)) as pool:
+                futures = {pool.submit(_call, fn, item): item for item in items}
+                for fut in as_completed(futures):
+                    res, fail = fut.result()
+                    (failures.append(fail) if fail else results.append(res))
+                    bar.update(1)
+    finally:
+        bar.close()
+    return results, failures
+
+
+def write_failures(path: str | Path, failures: Sequence[Failure]) -> None:
+    """Write ``file<TAB>cause`` lines (header first), atomically; an empty batch writes only the header."""
+    lines = ["file\tcause"] + [f"{f.item}\t{f.cause.replace(chr(9), ' ').replace(chr(10), ' ')}" for f in failures]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def report_failures(failures: Sequence[Failure], total: int, what: str = "items") -> str:
+    """A human summary of a batch: counts, then one line per failure."""
+    ok = total - len(failures)
+    lines = [f"{ok}/{total} {what} done, {len(failures)} failed"]
+    lines += [f"  FAILED {f.item}: {f.cause}" for f in failures]
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""The ``avspeech`` command: a thin layer over library functions.
+
+Each subcommand is a module of this package exposing ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``. Modules are imported only when their command runs (or its ``--help`` is asked for), so
+``avspeech --help`` stays fast and a heavy dependency of one command never slows down another.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from avspeech import __version__
+from avspeech.errors import InputError
+
+# name -> (module, one-line help). Add a stage's command here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("avspeech.cli.demo", "run the main job end to end on the built-in synthetic default"),
+    "synth": ("avspeech.cli.synth", "write a synthetic talking-face corpus with known ground truth"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only ``command``'s module (if any) is imported and given its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="avspeech",
+        description="Audio-visual speech: lip ROIs from video, AV-HuBERT-style pretraining, per-face "
+        "separation and recognition.",
+    )
+    parser.add_argument("--version", action="version", version=f"avspeech {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args._run(args) or 0)
+    except InputError as e:
+        print(f"avspeech {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"avspeech {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

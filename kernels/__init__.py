@@ -1,0 +1,1 @@
+"""Triton kernels of avspeech, installed as ``avspeech.kernels``."""
