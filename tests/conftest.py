@@ -1,0 +1,33 @@
+"""Shared test helpers.
+
+``execute_notebook(path, **overrides)`` runs a notebook of ``notebooks/`` top to bottom with nbclient in a
+temporary folder. Each notebook has one code cell tagged ``parameters`` (sizes, paths); the overrides are
+injected as a cell right after it, so the test suite runs the same notebook a user reads, with tiny settings.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def execute_notebook(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    def run(name: str, timeout: int = 600, **overrides):
+        nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+        idx = next((i for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])), None)
+        assert idx is not None, f"{name} has no code cell tagged 'parameters'"
+        if overrides:
+            src = "\n".join(f"{k} = {v!r}" for k, v in overrides.items())
+            nb.cells.insert(idx + 1, nbformat.v4.new_code_cell(src))
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        return nb
+
+    return run
