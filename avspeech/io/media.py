@@ -1,0 +1,124 @@
+"""Video and audio files: write mp4 with PyAV (H.264 + AAC), write wav with soundfile, read with decord.
+
+torchaudio 2.11's ``load``/``save`` need torchcodec and a system FFmpeg, which a pip-only install lacks; PyAV and
+decord carry their own FFmpeg.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from avspeech.errors import InputError
+from avspeech.io.atomic import atomic_path
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float = 25.0,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    *,
+    crf: int = 18,
+    gray: bool = False,
+) -> None:
+    """Write ``frames`` (T, H, W, 3) RGB uint8 (or (T, H, W) with ``gray=True``) as H.264 at ``fps``, with
+    ``audio`` (N,) float32 in [-1, 1] as AAC at ``sample_rate`` if given. ``crf=0`` is lossless (with ``gray``
+    the luma plane is stored exactly). Written atomically; the same inputs give the same bytes."""
+    import av
+    from av.codec.context import Flags
+
+    frames = np.ascontiguousarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != (3 if gray else 4):
+        raise ValueError(f"frames must be uint8 {'(T,H,W)' if gray else '(T,H,W,3)'}, got {frames.dtype} "
+                         f"{frames.shape}")
+    t, h, w = frames.shape[:3]
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
+    rate = Fraction(fps).limit_denominator(1001)
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", options={"fflags": "+bitexact"}) as out:
+            vs = out.add_stream("libx264", rate=rate)
+            vs.width, vs.height = w, h
+            vs.pix_fmt = "gray" if gray else "yuv420p"
+            vs.options = {"crf": str(crf), "preset": "veryfast" if crf else "ultrafast", "threads": "1"}
+            vs.codec_context.flags |= int(Flags.bitexact)
+            aus = None
+            if audio is not None:
+                aus = out.add_stream("aac", rate=sample_rate, layout="mono")
+                aus.codec_context.flags |= int(Flags.bitexact)
+            for i in range(t):
+                frame = av.VideoFrame.from_ndarray(frames[i], format="gray" if gray else "rgb24")
+                frame.pts = i
+                for packet in vs.encode(frame):
+                    out.mux(packet)
+            for packet in vs.encode():
+                out.mux(packet)
+            if aus is not None:
+                samples = np.clip(np.asarray(audio, dtype=np.float32), -1, 1)[None, :]
+                block = 1024
+                for start in range(0, samples.shape[1], block):
+                    af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + block]),
+                                                    format="fltp", layout="mono")
+                    af.sample_rate = sample_rate
+                    af.pts = start
+                    for packet in aus.encode(af):
+                        out.mux(packet)
+                for packet in aus.encode():
+                    out.mux(packet)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000, subtype: str = "FLOAT") -> None:
+    """Write mono ``audio`` (N,) atomically; float32 WAV by default, so stored samples are exact."""
+    import soundfile as sf
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.asarray(audio, dtype=np.float32), sample_rate, subtype=subtype, format="WAV")
+
+
+def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a wav as float32 mono (channels averaged). If ``sample_rate`` is given and differs, raise an
+    :class:`InputError` naming both rates (resampling is the caller's explicit choice)."""
+    import soundfile as sf
+
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises RuntimeError/LibsndfileError with a terse message
+        raise InputError(f"cannot read audio ({e})", path) from e
+    if sample_rate is not None and sr != sample_rate:
+        raise InputError(f"sample rate is {sr} Hz, expected {sample_rate} Hz", path)
+    return audio.mean(axis=1), sr
+
+
+def read_video_frames(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """All frames (T, H, W, 3) RGB uint8 and their timestamps in seconds (T,), decoded with decord."""
+    import decord
+
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
+        n = len(vr)
+        if n == 0:
+            raise InputError("video stream has no frames", path)
+        frames = vr.get_batch(list(range(n))).asnumpy()
+        times = vr.get_frame_timestamp(list(range(n)))[:, 0].astype(np.float64)
+    except InputError:
+        raise
+    except Exception as e:  # decord raises DECORDError with FFmpeg's text
+        raise InputError(f"cannot decode video ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                         path) from e
+    return frames, times
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """The audio stream of a media file as float32 mono at ``sample_rate`` (decord resamples)."""
+    import decord
+
+    try:
+        ar = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=sample_rate, mono=True)
+        audio = ar[:].asnumpy()
+    except Exception as e:
+        raise InputError(f"cannot decode audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                         path) from e
+    return np.asarray(audio, dtype=np.float32).reshape(-1)
