@@ -42,7 +42,7 @@ def write_video(
         with av.open(str(tmp), mode="w", options={"fflags": "+bitexact"}) as out:
             vs = out.add_stream("libx264", rate=rate)
             vs.width, vs.height = w, h
-            vs.pix_fmt = "gray" if gray else "yuv420p"
+            vs.pix_fmt = "yuv420p"  # gray frames go into the luma plane unchanged (no range conversion)
             vs.options = {"crf": str(crf), "preset": "veryfast" if crf else "ultrafast", "threads": "1"}
             vs.codec_context.flags |= int(Flags.bitexact)
             aus = None
@@ -50,7 +50,12 @@ def write_video(
                 aus = out.add_stream("aac", rate=sample_rate, layout="mono")
                 aus.codec_context.flags |= int(Flags.bitexact)
             for i in range(t):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="gray" if gray else "rgb24")
+                if gray:
+                    yuv = np.full((h * 3 // 2, w), 128, np.uint8)
+                    yuv[:h] = frames[i]
+                    frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+                else:
+                    frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
                 frame.pts = i
                 for packet in vs.encode(frame):
                     out.mux(packet)
@@ -109,6 +114,21 @@ def read_video_frames(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"cannot decode video ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
                          path) from e
     return frames, times
+
+
+def read_gray_video(path: str | Path) -> np.ndarray:
+    """Frames (T, H, W) uint8 of a video written with ``write_video(..., gray=True)``: the luma plane as stored
+    (exact for ``crf=0``), read with PyAV."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="yuv420p")[: f.height] for f in container.decode(video=0)]
+    except Exception as e:
+        raise InputError(f"cannot decode video ({e})", path) from e
+    if not frames:
+        raise InputError("video stream has no frames", path)
+    return np.stack(frames)
 
 
 def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
