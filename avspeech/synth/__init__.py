@@ -1,0 +1,1 @@
+"""Synthetic talking-face corpus (see corpus.py)."""
