@@ -31,3 +31,20 @@ def execute_notebook(tmp_path):
         return nb
 
     return run
+
+
+# A small synthetic two-speaker corpus, made once per test session and shared by every stage's tests
+# (synth, preprocess, features, heads). Read-only: copy it before changing anything.
+SYNTH_2SPK = dict(speakers=2, seed=7, clips=3)
+
+
+@pytest.fixture(scope="session")
+def synth_corpus_2spk(tmp_path_factory):
+    from avspeech.synth.corpus import SynthConfig, synthesize_corpus
+
+    out = tmp_path_factory.mktemp("synth_2spk")
+    made, failures, _ = synthesize_corpus(out, SynthConfig(speakers=SYNTH_2SPK["speakers"],
+                                                           seed=SYNTH_2SPK["seed"]),
+                                          SYNTH_2SPK["clips"], workers=2)
+    assert not failures, failures
+    return out

@@ -47,14 +47,14 @@ FACE_SOURCES = ("grace_hopper", "astronaut")
 
 
 @functools.lru_cache(maxsize=None)
-def _lip_indices() -> np.ndarray:
+def lip_indices() -> np.ndarray:
     import mediapipe as mp
 
     return np.array(sorted({i for e in mp.solutions.face_mesh.FACEMESH_LIPS for i in e}))
 
 
 @functools.lru_cache(maxsize=None)
-def _oval_indices() -> np.ndarray:
+def oval_indices() -> np.ndarray:
     import mediapipe as mp
 
     return np.array(sorted({i for e in mp.solutions.face_mesh.FACEMESH_FACE_OVAL for i in e}))
@@ -96,11 +96,11 @@ class FaceAsset:
 
     @property
     def oval(self) -> np.ndarray:
-        return self.landmarks[_oval_indices()]
+        return self.landmarks[oval_indices()]
 
     @property
     def lips(self) -> np.ndarray:
-        return self.landmarks[_lip_indices()]
+        return self.landmarks[lip_indices()]
 
 
 def _make_asset(name: str, image: np.ndarray, alpha: np.ndarray, lm: np.ndarray) -> FaceAsset:
@@ -135,7 +135,7 @@ def load_face(name: str) -> FaceAsset:
     lm = detect_landmarks(rgb)
     if lm is None:
         raise InputError("no face found in the face photo", path)
-    oval = lm[_oval_indices()]
+    oval = lm[oval_indices()]
     top, bottom = oval[:, 1].min(), oval[:, 1].max()
     scale = FACE_HEIGHT / (bottom - top)
     cx, cy = oval[:, 0].mean(), (top + bottom) / 2
@@ -144,7 +144,7 @@ def load_face(name: str) -> FaceAsset:
     m = np.array([[scale, 0, side / 2 - scale * cx], [0, scale, side / 2 - scale * cy]])
     patch = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     lm = lm * scale + m[:, 2]
-    oval = lm[_oval_indices()]
+    oval = lm[oval_indices()]
     # soft ellipse around the face oval, a little taller upwards to keep the hairline
     alpha = np.zeros((side, side), np.float32)
     ocx, ocy = oval[:, 0].mean(), (oval[:, 1].min() + oval[:, 1].max()) / 2

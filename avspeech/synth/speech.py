@@ -1,12 +1,15 @@
 """Speech synthesis with phoneme and word timing: espeak-ng (bundled by ``espeakng-loader``) through ctypes.
 
-espeak-ng keeps global state, so one process has one engine (:func:`engine`); synthesis is synchronous and
-deterministic. Audio comes out at the engine's rate (22050 Hz) and is resampled to 16 kHz.
+espeak-ng keeps global state that carries over from one utterance to the next (the same sentence comes out a
+few samples longer or shorter after another one, even after ``espeak_Terminate``/``espeak_Initialize``). So that
+the same seed gives the same files whatever was synthesized before, :func:`synthesize` loads a fresh copy of the
+library for every utterance and unloads it afterwards (about 0.2 s). Audio comes out at the engine's rate
+(22050 Hz) and is resampled to 16 kHz.
 """
 from __future__ import annotations
 
+import _ctypes
 import ctypes
-import threading
 from dataclasses import dataclass
 from math import gcd
 
@@ -60,7 +63,7 @@ class Utterance:
 
 
 class Espeak:
-    """One espeak-ng engine. Use :func:`engine` rather than constructing it."""
+    """A freshly loaded espeak-ng engine; use as a context manager (unloaded on exit)."""
 
     def __init__(self) -> None:
         import espeakng_loader
@@ -75,7 +78,19 @@ class Espeak:
         self._events: list[tuple[int, int, int, int, str]] = []
         self._callback = _Callback(self._on_synth)  # keep a reference: ctypes does not
         self._lib.espeak_SetSynthCallback(self._callback)
-        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Espeak":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Terminate the engine and unload the library, so the next load starts from a clean state."""
+        if self._lib is not None:
+            self._lib.espeak_Terminate()
+            _ctypes.dlclose(self._lib._handle)
+            self._lib = None
 
     def _on_synth(self, wav, n, events) -> int:
         if wav and n > 0:
@@ -93,20 +108,19 @@ class Espeak:
 
     def synthesize(self, text: str, voice: str, rate_wpm: int = 160, pitch: int = 50) -> Utterance:
         """Speak ``text``; raises :class:`InputError` for an unknown voice."""
-        with self._lock:
-            if not self.has_voice(voice):
-                raise InputError(f"unknown espeak-ng voice {voice!r} (try one of: {', '.join(DEFAULT_VOICES)})")
-            self._lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
-            self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
-            self._lib.espeak_SetParameter(_PARAM_RANGE, 50, 0)
-            self._chunks, self._events = [], []
-            data = text.encode("utf-8")
-            err = self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            self._lib.espeak_Synchronize()
-            if err != 0 or not self._chunks:
-                raise RuntimeError(f"espeak-ng could not synthesize {text!r} with voice {voice!r} (code {err})")
-            audio = np.concatenate(self._chunks).astype(np.float32) / 32768.0
-            events = list(self._events)
+        if not self.has_voice(voice):
+            raise InputError(f"unknown espeak-ng voice {voice!r} (try one of: {', '.join(DEFAULT_VOICES)})")
+        self._lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, 50, 0)
+        self._chunks, self._events = [], []
+        data = text.encode("utf-8")
+        err = self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        self._lib.espeak_Synchronize()
+        if err != 0 or not self._chunks:
+            raise RuntimeError(f"espeak-ng could not synthesize {text!r} with voice {voice!r} (code {err})")
+        audio = np.concatenate(self._chunks).astype(np.float32) / 32768.0
+        events = list(self._events)
         audio = _resample(audio, self.sample_rate, SAMPLE_RATE)
         end = len(audio) / SAMPLE_RATE
         return Utterance(audio, _phone_spans(events, end), _word_spans(events, text, end))
@@ -138,12 +152,13 @@ def _word_spans(events, text: str, end: float) -> list[tuple[str, float, float]]
     return spans
 
 
-_ENGINE: Espeak | None = None
+def synthesize(text: str, voice: str, rate_wpm: int = 160, pitch: int = 50) -> Utterance:
+    """Speak ``text`` with a freshly loaded engine: the result depends on the arguments alone."""
+    with Espeak() as eng:
+        return eng.synthesize(text, voice, rate_wpm, pitch)
 
 
-def engine() -> Espeak:
-    """The process' espeak-ng engine (created on first use)."""
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = Espeak()
-    return _ENGINE
+def unknown_voices(voices) -> list[str]:
+    """The names in ``voices`` that espeak-ng does not have."""
+    with Espeak() as eng:
+        return [v for v in voices if not eng.has_voice(v)]
