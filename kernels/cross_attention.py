@@ -254,7 +254,7 @@ def _cross_attn_bwd_delta_kernel(
 
 
 @triton.jit
-def _bwd_dq_inner(dq, ds_dist, q, do, lse, delta, K, V, stride_kl, start, end, offs_m, row_lo, row_hi, len_k,
+def _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, start, end, offs_m, row_lo, row_hi, len_k,
                   qk_scale, slope2, rate_q, rate_k, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr,
                   HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
                   DOT_PREC: tl.constexpr):
@@ -269,9 +269,12 @@ def _bwd_dq_inner(dq, ds_dist, q, do, lse, delta, K, V, stride_kl, start, end, o
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         ds = p * (dp - delta[:, None])  # d loss / d logit (natural units)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PREC)
-        if HAS_BIAS:
-            ds_dist += tl.sum(ds * dist, 1)
-    return dq, ds_dist
+        if HAS_BIAS:  # sum_j ds * dist, with delta recomputed from P and dP (see _bwd_dq_block)
+            p_dp = p * dp
+            pdp_dist += tl.sum(p_dp * dist, 1)
+            p_dist += tl.sum(p * dist, 1)
+            pdp += tl.sum(p_dp, 1)
+    return dq, pdp_dist, p_dist, pdp
 
 
 @triton.jit
@@ -296,18 +299,25 @@ def _bwd_dq_block(dQ, stride_ol, dSlope, Q, stride_ql, K, V, stride_kl, dO, Lse,
     a, a_end, f0, f1 = _block_starts(lo, hi, full_lo, full_hi, BLOCK_N)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    ds_dist = tl.zeros([BLOCK_M], dtype=tl.float32)
-    dq, ds_dist = _bwd_dq_inner(dq, ds_dist, q, do, lse, delta, K, V, stride_kl, a, a_end, offs_m, row_lo, row_hi,
+    pdp_dist = tl.zeros([BLOCK_M], dtype=tl.float32)  # sum_j P dP dist
+    p_dist = tl.zeros([BLOCK_M], dtype=tl.float32)  # sum_j P dist
+    pdp = tl.zeros([BLOCK_M], dtype=tl.float32)  # sum_j P dP
+    dq, pdp_dist, p_dist, pdp = _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, a, a_end, offs_m, row_lo, row_hi,
                                 len_k, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS, HEAD_DIM,
                                 BLOCK_N, BLOCK_D, DOT_PREC)
-    dq, ds_dist = _bwd_dq_inner(dq, ds_dist, q, do, lse, delta, K, V, stride_kl, f0, f1, offs_m, row_lo, row_hi,
+    dq, pdp_dist, p_dist, pdp = _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, f0, f1, offs_m, row_lo, row_hi,
                                 len_k, qk_scale, slope2, rate_q, rate_k, False, HAS_WINDOW, HAS_BIAS, HEAD_DIM,
                                 BLOCK_N, BLOCK_D, DOT_PREC)
-    dq, ds_dist = _bwd_dq_inner(dq, ds_dist, q, do, lse, delta, K, V, stride_kl, f1, hi, offs_m, row_lo, row_hi,
+    dq, pdp_dist, p_dist, pdp = _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, f1, hi, offs_m, row_lo, row_hi,
                                 len_k, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS, HEAD_DIM,
                                 BLOCK_N, BLOCK_D, DOT_PREC)
     _store_rows(dQ, (dq * sm_scale).to(dQ.dtype.element_ty), offs_m, stride_ol, Lq, offs_d, HEAD_DIM, BLOCK_D)
-    if HAS_BIAS:  # d logit / d slope = -|t_q - t_k| = dist * dslope_scale
+    if HAS_BIAS:
+        # d loss / d slope = sum_ij dS_ij * (d logit / d slope = -|t_q - t_k| = dist * dslope_scale), with
+        # sum_j dS_ij dist_ij = sum_j P dP dist - delta_i sum_j P dist. Here delta_i = sum_j P dP rather than
+        # rowsum(dO * O): O was rounded to the output dtype, and the terms cancel (sum_j dS_ij = 0), so that
+        # rounding would dominate the slope gradient in fp16/bf16.
+        ds_dist = pdp_dist - pdp * p_dist
         tl.store(dSlope, tl.sum(ds_dist, 0) * dslope_scale)
 
 
