@@ -6,6 +6,12 @@ injected as a cell right after it, so the test suite runs the same notebook a us
 """
 from __future__ import annotations
 
+import os
+
+# No NVIDIA driver: run the Triton kernels in the interpreter on the CPU. Must be set before triton is imported.
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from pathlib import Path
 
 import pytest
