@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import torch
 import triton
@@ -646,7 +647,11 @@ def _check_scalars(rate_a: float, rate_v: float, window: float | None) -> None:
 
 
 def uses_triton(t: Tensor) -> bool:
-    """Whether :func:`cross_modal_attention` runs the Triton kernels for inputs like ``t``."""
+    """Whether :func:`cross_modal_attention` runs the Triton kernels for inputs like ``t``.
+
+    ``AVSPEECH_ATTENTION=reference`` in the environment forces the PyTorch reference (read at every call)."""
+    if os.environ.get("AVSPEECH_ATTENTION", "auto") == "reference":
+        return False
     if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
     return (t.is_cuda and not INTERPRET) or (t.device.type == "cpu" and INTERPRET)

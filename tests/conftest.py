@@ -19,6 +19,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _attention_backend(request, monkeypatch):
+    """Model and training tests run cross-modal attention through its PyTorch reference (the interpreter is
+    for the kernel's own tests, test_cross_attention*.py, and is far too slow for training)."""
+    if not Path(str(request.node.fspath)).name.startswith("test_cross_attention"):
+        monkeypatch.setenv("AVSPEECH_ATTENTION", "reference")
+
+
 @pytest.fixture
 def execute_notebook(tmp_path):
     import nbformat

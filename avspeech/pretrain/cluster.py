@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from avspeech.data.manifest import Utterance
-from avspeech.features import filterbank_104, mfcc_39
+from avspeech.features import mfcc_39
 from avspeech.io.media import read_wav
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,3 @@ def layer_default(num_layers: int) -> int:
     """A middle-to-upper layer, as HuBERT/AV-HuBERT pick for the next iteration's targets."""
     return max(1, (2 * num_layers + 2) // 3)
 
-
-def filterbank_for(utt: Utterance) -> torch.Tensor:  # used by probes and tests
-    return filterbank_104(read_wav(utt.audio, 16000)[0], utt.frames)
