@@ -44,3 +44,39 @@ def contact_sheet(path: str | Path, clips: Sequence[tuple[np.ndarray, dict]], fr
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
+
+
+def training_curves(path: str | Path, log_csv: str | Path, title: str = "pretraining") -> None:
+    """Loss and masked/unmasked accuracy against step, from a run's ``log.csv``."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+
+    def col(name):
+        return [float(r[name]) if r.get(name) not in (None, "") else float("nan") for r in rows]
+
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.4))
+    a0.plot(steps, col("loss"))
+    a0.set_xlabel("step")
+    a0.set_ylabel("loss (masked frames)")
+    a0.grid(alpha=0.3)
+    for name, label in [("acc_masked", "masked"), ("acc_unmasked", "unmasked"), ("acc_masked_av", "masked, AV"),
+                        ("acc_masked_a", "masked, audio only"), ("acc_masked_v", "masked, lips only")]:
+        if any(r.get(name) for r in rows):
+            a1.plot(steps, col(name), label=label, lw=1.5 if name in ("acc_masked", "acc_unmasked") else 0.8)
+    a1.set_xlabel("step")
+    a1.set_ylabel("cluster accuracy")
+    a1.legend(fontsize=7)
+    a1.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
