@@ -87,7 +87,7 @@ def probe(path: str | Path) -> MediaInfo:
 def resample_indices(times: np.ndarray, end_time: float, fps: float) -> np.ndarray:
     """For each frame of a ``fps`` grid over [0, end_time), the index of the source frame whose timestamp is
     nearest (ties to the earlier one). ``times`` (S,) are increasing source timestamps starting at 0."""
-    n_out = max(1, int(round(end_time * fps)))
+    n_out = max(1, int(np.floor(end_time * fps + 0.5 + 1e-9)))  # half a frame or more counts
     grid = np.arange(n_out) / fps
     right = np.searchsorted(times, grid, side="left").clip(0, len(times) - 1)
     left = (right - 1).clip(0, len(times) - 1)
@@ -99,13 +99,16 @@ def _rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(frame, k=rotation // 90)) if rotation else frame
 
 
-def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frames (T, H, W, 3) RGB uint8 resampled to ``fps`` by timestamp (display rotation applied), the source
-    index of each, and the source timestamps (S,) in seconds from the first frame."""
+def _grid(starts: np.ndarray, end: float, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(source index per output frame, source times sorted) for start times ``starts`` (S,) from frame 0."""
+    order = np.argsort(starts, kind="stable")  # present in time order even if timestamps are out of order
+    sorted_times = starts[order]
+    return order[resample_indices(sorted_times, end, fps)], sorted_times
+
+
+def _decode_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import decord
 
-    info = info or probe(path)
     try:
         vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         n = len(vr)
@@ -117,27 +120,61 @@ def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = N
     except Exception as e:
         raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
     starts = ts[:, 0] - ts[0, 0]
-    if np.any(np.diff(starts) < 0):  # out-of-order timestamps: present in time order
-        order = np.argsort(starts, kind="stable")
-    else:
-        order = np.arange(n)
-    sorted_times = starts[order]
-    end = max(ts[:, 1].max() - ts[0, 0], sorted_times[-1] + (1.0 / info.source_fps if info.source_fps else 0))
-    pick = order[resample_indices(sorted_times, end, fps)]  # (T,) source indices
+    end = max(ts[:, 1].max() - ts[0, 0], starts.max() + (1.0 / info.source_fps if info.source_fps else 0))
+    pick, sorted_times = _grid(starts, end, fps)
     needed = {int(i) for i in pick}
     kept: dict[int, np.ndarray] = {}
-    last = max(needed)
     i = -1
     try:
-        for i in range(last + 1):
+        for i in range(max(needed) + 1):
             frame = vr.next()
             if i in needed:
-                kept[i] = _rotate(frame.asnumpy(), info.rotation)
+                kept[i] = frame.asnumpy()
     except Exception as e:  # decord raises on a cut-off stream
         raise InputError(f"video is truncated or corrupt: decoding stopped at frame {i} of {n} "
                          f"({_first_line(e)})", path) from e
-    frames = np.stack([kept[int(j)] for j in pick])
-    return frames, pick.astype(np.int64), sorted_times
+    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+
+
+def _decode_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyAV path for files with a display rotation (decord 0.6 returns garbled frames for them)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            vs = container.streams.video[0]
+            pts = sorted(p.pts for p in container.demux(vs) if p.pts is not None)
+        if not pts:
+            raise InputError("video stream has no frames", path)
+        tb = float(vs.time_base)
+        starts = (np.asarray(pts, np.float64) - pts[0]) * tb
+        step = np.median(np.diff(starts)) if len(starts) > 1 else 1.0 / (info.source_fps or fps)
+        pick, sorted_times = _grid(starts, starts[-1] + step, fps)  # decoded frames come in time order
+        needed = {int(i) for i in pick}
+        kept: dict[int, np.ndarray] = {}
+        with av.open(str(path)) as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "NONE"
+            for i, frame in enumerate(container.decode(vs)):
+                if i in needed:
+                    kept[i] = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+                if i >= max(needed):
+                    break
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
+    if len(kept) < len(needed):
+        raise InputError(f"video is truncated or corrupt: {len(kept)} of {len(needed)} needed frames decoded", path)
+    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+
+
+def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) RGB uint8 resampled to ``fps`` by timestamp (display rotation applied), the source
+    index of each, and the source timestamps (S,) in seconds from the first frame."""
+    info = info or probe(path)
+    return (_decode_pyav if info.rotation else _decode_decord)(path, fps, info)
 
 
 def decode_audio(path: str | Path, num_samples: int, sample_rate: int = 16000) -> np.ndarray:
