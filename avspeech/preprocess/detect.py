@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -23,6 +25,25 @@ def _quiet_mediapipe() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@contextmanager
+def _quiet_stderr():
+    """MediaPipe's C++ side writes start-up notices (XNNPACK delegate, feedback manager) straight to file
+    descriptor 2 on a graph's first run; hide them there only."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class FaceDetector:
     """MediaPipe face detection, full-range model (``model_selection=1``: faces up to about 5 m away)."""
 
@@ -33,6 +54,8 @@ class FaceDetector:
         self._det = mp.solutions.face_detection.FaceDetection(model_selection=1,
                                                               min_detection_confidence=min_confidence)
         self.max_side = max_side
+        with _quiet_stderr():
+            self._det.process(np.zeros((64, 64, 3), np.uint8))
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Faces in one RGB frame (H, W, 3): boxes (F, 4) as x0, y0, x1, y1 pixels and scores (F,)."""
@@ -110,6 +133,9 @@ class FaceMeshPool:
                                                    refine_landmarks=False,
                                                    min_detection_confidence=self.min_confidence,
                                                    min_tracking_confidence=self.min_confidence)
+            with _quiet_stderr():  # first run: start-up notices; a blank image finds no face
+                mesh.process(np.zeros((64, 64, 3), np.uint8))
+            mesh.reset()
         return FaceMeshTracker(mesh, self.crop_scale, self.crop_size)
 
     def release(self, tracker: FaceMeshTracker) -> None:
