@@ -18,6 +18,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 468  # FaceMesh without iris refinement
+_BLANK = np.zeros((64, 64, 3), np.uint8)
 
 
 def _quiet_mediapipe() -> None:
@@ -134,12 +135,12 @@ class FaceMeshPool:
                                                    min_detection_confidence=self.min_confidence,
                                                    min_tracking_confidence=self.min_confidence)
             with _quiet_stderr():  # first run: start-up notices; a blank image finds no face
-                mesh.process(np.zeros((64, 64, 3), np.uint8))
-            mesh.reset()
+                mesh.process(_BLANK)
         return FaceMeshTracker(mesh, self.crop_scale, self.crop_size)
 
     def release(self, tracker: FaceMeshTracker) -> None:
-        tracker._mesh.reset()
+        # A frame without a face clears FaceMesh's tracking state; much cheaper than reset() (graph restart).
+        tracker._mesh.process(_BLANK)
         self._free.append(tracker._mesh)
 
     def close(self) -> None:
