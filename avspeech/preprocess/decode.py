@@ -1,0 +1,202 @@
+"""Decode a media file onto the pipeline's time base: video resampled to 25 fps by timestamp, audio 16 kHz mono.
+
+Probing uses PyAV (it names what is wrong with a file that is not media, has no video stream, or is cut short);
+decoding uses decord, reading frames in order with one thread (the fastest path per core) and keeping only the
+frames the 25 fps grid needs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avspeech.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MediaInfo:
+    """What a probe of a file found."""
+
+    width: int  # as stored (before display rotation)
+    height: int
+    rotation: int  # display rotation, degrees counter-clockwise (FFmpeg's display matrix), multiple of 90
+    has_audio: bool
+    source_fps: float  # average rate of the video stream as declared by the container
+
+
+@dataclass
+class DecodedClip:
+    """A clip on the pipeline's time base.
+
+    frames: (T, H, W, 3) RGB uint8 at ``fps``; source_index: (T,) the source frame shown at each output frame;
+    source_times: (S,) presentation times (s) of the source frames from the first one; audio: (T * sample_rate /
+    fps,) float32 mono or None when the file has no audio stream.
+    """
+
+    frames: np.ndarray
+    source_index: np.ndarray
+    source_times: np.ndarray
+    audio: np.ndarray | None
+    info: MediaInfo
+    fps: float
+    sample_rate: int
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[-1].strip() if text else type(e).__name__
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Open ``path`` with PyAV and describe it; :class:`InputError` if it is not a video we can read."""
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", path)
+    if p.is_dir():
+        raise InputError("is a folder, not a media file", path)
+    if p.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", path)
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                raise InputError(f"no video stream (streams: {', '.join(kinds)})", path)
+            vs = container.streams.video[0]
+            rotation = 0
+            try:
+                first = next(container.decode(vs))
+                rotation = int(round(getattr(first, "rotation", 0) or 0))
+            except StopIteration:
+                raise InputError("video stream has no frames", path) from None
+            rate = vs.average_rate or vs.guessed_rate or 0
+            return MediaInfo(width=vs.codec_context.width, height=vs.codec_context.height,
+                             rotation=rotation % 360, has_audio=bool(container.streams.audio),
+                             source_fps=float(rate))
+    except InputError:
+        raise
+    except Exception as e:  # av.error.InvalidDataError etc.: FFmpeg's reason
+        raise InputError(f"not a readable media file ({_first_line(e)})", path) from e
+
+
+def resample_indices(times: np.ndarray, end_time: float, fps: float) -> np.ndarray:
+    """For each frame of a ``fps`` grid over [0, end_time), the index of the source frame whose timestamp is
+    nearest (ties to the earlier one). ``times`` (S,) are increasing source timestamps starting at 0."""
+    n_out = max(1, int(np.floor(end_time * fps + 0.5 + 1e-9)))  # half a frame or more counts
+    grid = np.arange(n_out) / fps
+    right = np.searchsorted(times, grid, side="left").clip(0, len(times) - 1)
+    left = (right - 1).clip(0, len(times) - 1)
+    pick_left = np.abs(grid - times[left]) <= np.abs(times[right] - grid)
+    return np.where(pick_left, left, right)
+
+
+def _rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(frame, k=rotation // 90)) if rotation else frame
+
+
+def _grid(starts: np.ndarray, end: float, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(source index per output frame, source times sorted) for start times ``starts`` (S,) from frame 0."""
+    order = np.argsort(starts, kind="stable")  # present in time order even if timestamps are out of order
+    sorted_times = starts[order]
+    return order[resample_indices(sorted_times, end, fps)], sorted_times
+
+
+def _decode_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import decord
+
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        n = len(vr)
+        if n == 0:
+            raise InputError("video stream has no frames", path)
+        ts = vr.get_frame_timestamp(list(range(n))).astype(np.float64)  # (S, 2) start, end
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
+    starts = ts[:, 0] - ts[0, 0]
+    end = max(ts[:, 1].max() - ts[0, 0], starts.max() + (1.0 / info.source_fps if info.source_fps else 0))
+    pick, sorted_times = _grid(starts, end, fps)
+    needed = {int(i) for i in pick}
+    kept: dict[int, np.ndarray] = {}
+    i = -1
+    try:
+        for i in range(max(needed) + 1):
+            frame = vr.next()
+            if i in needed:
+                kept[i] = frame.asnumpy()
+    except Exception as e:  # decord raises on a cut-off stream
+        raise InputError(f"video is truncated or corrupt: decoding stopped at frame {i} of {n} "
+                         f"({_first_line(e)})", path) from e
+    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+
+
+def _decode_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyAV path for files with a display rotation (decord 0.6 returns garbled frames for them)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            vs = container.streams.video[0]
+            pts = sorted(p.pts for p in container.demux(vs) if p.pts is not None)
+        if not pts:
+            raise InputError("video stream has no frames", path)
+        tb = float(vs.time_base)
+        starts = (np.asarray(pts, np.float64) - pts[0]) * tb
+        step = np.median(np.diff(starts)) if len(starts) > 1 else 1.0 / (info.source_fps or fps)
+        pick, sorted_times = _grid(starts, starts[-1] + step, fps)  # decoded frames come in time order
+        needed = {int(i) for i in pick}
+        kept: dict[int, np.ndarray] = {}
+        with av.open(str(path)) as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "NONE"
+            for i, frame in enumerate(container.decode(vs)):
+                if i in needed:
+                    kept[i] = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+                if i >= max(needed):
+                    break
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
+    if len(kept) < len(needed):
+        raise InputError(f"video is truncated or corrupt: {len(kept)} of {len(needed)} needed frames decoded", path)
+    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+
+
+def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) RGB uint8 resampled to ``fps`` by timestamp (display rotation applied), the source
+    index of each, and the source timestamps (S,) in seconds from the first frame."""
+    info = info or probe(path)
+    return (_decode_pyav if info.rotation else _decode_decord)(path, fps, info)
+
+
+def decode_audio(path: str | Path, num_samples: int, sample_rate: int = 16000) -> np.ndarray:
+    """The audio stream as float32 mono at ``sample_rate``, cut or zero-padded to ``num_samples`` (AAC decoders
+    add up to 1024 trailing samples; the video's duration decides)."""
+    import decord
+
+    try:
+        ar = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=sample_rate, mono=True)
+        audio = np.asarray(ar[:].asnumpy(), dtype=np.float32).reshape(-1)
+    except Exception as e:
+        raise InputError(f"cannot decode audio ({_first_line(e)})", path) from e
+    if audio.size >= num_samples:
+        return np.ascontiguousarray(audio[:num_samples])
+    return np.concatenate([audio, np.zeros(num_samples - audio.size, np.float32)])
+
+
+def decode_clip(path: str | Path, fps: float = 25.0, sample_rate: int = 16000) -> DecodedClip:
+    """Probe, decode and resample one file. A file without an audio stream gives ``audio=None``."""
+    info = probe(path)
+    frames, pick, times = decode_video(path, fps, info)
+    audio = None
+    if info.has_audio:
+        audio = decode_audio(path, int(round(len(frames) * sample_rate / fps)), sample_rate)
+    return DecodedClip(frames, pick, times, audio, info, fps, sample_rate)

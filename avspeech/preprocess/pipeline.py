@@ -1,0 +1,164 @@
+"""The preprocessing of one clip, in memory: frames (and audio) in, face tracks with mouth ROIs out.
+
+Later stages (separation, recognition per face) call :func:`preprocess_clip` or :class:`Preprocessor` on single
+clips without going through files; the batch command (``avspeech.preprocess.batch``) writes the same tracks to
+disk.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avspeech.errors import InputError
+from avspeech.preprocess.align import LIP_POINTS, crop_rois, fill_gaps, roi_transforms
+from avspeech.preprocess.config import PreprocessConfig
+from avspeech.preprocess.decode import DecodedClip, decode_clip
+from avspeech.preprocess.detect import FaceDetector, FaceMeshPool, landmark_box
+from avspeech.preprocess.track import find_tracklets, link_tracklets
+
+
+@dataclass
+class FaceTrack:
+    """One face over a run of consecutive frames ``start .. start + L - 1`` of the clip's 25 fps grid.
+
+    boxes: (L, 4) landmark boxes x0, y0, x1, y1 in frame pixels; landmarks: (L, 468, 2) FaceMesh points in frame
+    pixels (smoothing is applied to the alignment only, these are as found, gaps interpolated); observed: (L,)
+    False where the frame was interpolated; transforms: (L, 2, 3) affine maps frame pixels -> ROI pixels;
+    rois: (L, 96, 96) uint8 grayscale mouth ROIs; audio: (L * 640,) float32 16 kHz over the same span, or None.
+    """
+
+    index: int
+    start: int
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    observed: np.ndarray
+    transforms: np.ndarray
+    rois: np.ndarray
+    audio: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def end(self) -> int:
+        """One past the last frame."""
+        return self.start + self.num_frames
+
+    @property
+    def mouth(self) -> np.ndarray:
+        """(L, 2) mouth centre (mean of the lip landmarks) in frame pixels."""
+        return self.landmarks[:, LIP_POINTS].mean(axis=1)
+
+
+@dataclass
+class ClipTracks:
+    """All face tracks of a clip. ``audio`` (T * 640,) float32 is the whole clip's audio (None if it has none);
+    ``timings`` holds seconds per stage (decode, detection, landmarks, alignment; writing is added by the batch)."""
+
+    tracks: list[FaceTrack]
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+    sample_rate: int
+    audio: np.ndarray | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None
+
+
+class Preprocessor:
+    """Holds the MediaPipe models so that many clips can be processed without rebuilding them (one per process).
+
+    >>> with Preprocessor(PreprocessConfig(max_faces=2)) as pre:
+    ...     result = pre.process_file("talk.mp4")  # doctest: +SKIP
+    """
+
+    def __init__(self, config: PreprocessConfig | None = None):
+        self.config = config or PreprocessConfig()
+        self.detector = FaceDetector(self.config.detection_confidence, self.config.detect_max_side)
+        self.pool = FaceMeshPool(self.config.landmark_confidence, self.config.crop_scale, self.config.crop_size)
+
+    def __enter__(self) -> "Preprocessor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.detector.close()
+        self.pool.close()
+
+    def process_frames(self, frames: np.ndarray, audio: np.ndarray | None = None,
+                       timings: dict[str, float] | None = None) -> ClipTracks:
+        """Face tracks of ``frames`` (T, H, W, 3) RGB uint8 already on the ``config.fps`` grid, with the clip's
+        ``audio`` (N,) float32 at ``config.sample_rate`` (cut or zero-padded to T frames) or None."""
+        cfg = self.config
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
+        timings = {} if timings is None else timings
+        n = len(frames)
+        spf = cfg.samples_per_frame
+        if audio is not None:
+            audio = np.asarray(audio, np.float32).reshape(-1)
+            want = int(round(n * spf))
+            audio = audio[:want] if audio.size >= want else np.pad(audio, (0, want - audio.size))
+        raw = link_tracklets(find_tracklets(frames, cfg, self.detector, self.pool, timings), cfg)
+        t0 = time.perf_counter()
+        tracks = []
+        for r in raw:
+            if r.end - r.start + 1 < cfg.min_track_frames:
+                continue
+            lm, observed = fill_gaps(r.frames, r.landmarks)
+            tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size)
+            rois = crop_rois(frames[r.start:r.end + 1], tf, cfg.roi_size)
+            boxes = np.stack([landmark_box(x) for x in lm])
+            seg = None
+            if audio is not None:
+                seg = audio[int(round(r.start * spf)):int(round((r.end + 1) * spf))].copy()
+            tracks.append(FaceTrack(0, r.start, boxes, lm, observed, tf, rois, seg))
+        tracks.sort(key=lambda tr: (tr.start, tr.boxes[0, 0]))
+        for i, tr in enumerate(tracks):
+            tr.index = i
+        timings["alignment"] = timings.get("alignment", 0.0) + time.perf_counter() - t0
+        h, w = frames.shape[1:3]
+        return ClipTracks(tracks, n, h, w, cfg.fps, cfg.sample_rate, audio, timings)
+
+    def process_file(self, path: str | Path) -> tuple[DecodedClip, ClipTracks]:
+        """Decode ``path`` (resampled to 25 fps, audio 16 kHz mono) and track its faces."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        clip = decode_clip(path, self.config.fps, self.config.sample_rate)
+        timings["decode"] = time.perf_counter() - t0
+        return clip, self.process_frames(clip.frames, clip.audio, timings)
+
+
+def preprocess_clip(frames: np.ndarray, audio: np.ndarray | None = None,
+                    config: PreprocessConfig | None = None) -> ClipTracks:
+    """One-shot form of :meth:`Preprocessor.process_frames` (builds and closes the models)."""
+    with Preprocessor(config) as pre:
+        return pre.process_frames(frames, audio)
+
+
+def preprocess_file(path: str | Path, config: PreprocessConfig | None = None) -> ClipTracks:
+    """One-shot form of :meth:`Preprocessor.process_file`; returns the tracks (the decoded frames are dropped).
+    Raises :class:`InputError` naming the file when it cannot be decoded."""
+    with Preprocessor(config) as pre:
+        return pre.process_file(path)[1]
+
+
+def require_faces(result: ClipTracks, path: str | Path, config: PreprocessConfig) -> None:
+    """:class:`InputError` when a clip yields no track (so the batch lists it with the reason)."""
+    if result.tracks:
+        return
+    if result.num_frames < config.min_track_frames:
+        raise InputError(f"clip too short: {result.num_frames} frames at {config.fps:g} fps, a track needs at "
+                         f"least {config.min_track_frames}", path)
+    raise InputError(f"no face found (no track of at least {config.min_track_frames} frames)", path)
