@@ -72,6 +72,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=40)
     p.add_argument("--clusters", type=int, default=25)
     p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--heldout", type=float, default=0.25, help="fraction of clips held out")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
@@ -108,7 +109,7 @@ def main() -> None:
 
     (m_tr, l_tr), (m_te, l_te) = subset(tr, "train"), subset(te, "heldout")
     run = work / "iter1"
-    cfg = TrainConfig(manifest=str(m_tr), labels=str(l_tr), out=str(run), steps=args.steps,
+    cfg = TrainConfig(manifest=str(m_tr), labels=str(l_tr), out=str(run), steps=args.steps, lr=args.lr,
                       warmup=max(1, args.steps // 10), save_every=max(50, args.steps // 4), log_every=10)
     summary = train(cfg)
     ck = summary["checkpoint"]
@@ -141,7 +142,7 @@ def main() -> None:
            "heldout_masked_accuracy": acc, "majority_cluster_rate": majority,
            "probe_phone_accuracy_pretrained": probe_pre, "probe_phone_accuracy_random_init": probe_rand,
            "iter1_mfcc": pur1, "iter2_layer": {"layer": layer, **pur2}, "seconds": round(time.time() - t0, 1),
-           "command": f"python benchmarks/pretrain_synthetic.py --clips {args.clips} --steps {args.steps}"}
+           "command": f"python benchmarks/pretrain_synthetic.py --clips {args.clips} --steps {args.steps} --lr {args.lr}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pretrain_synthetic.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -21,12 +21,16 @@ from avspeech.io.media import read_gray_video, read_wav
 
 class AVDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None = None, *, train: bool = False,
-                 max_frames: int | None = None, seed: int = 0):
+                 max_frames: int | None = None, seed: int = 0, cache_frames: int = 20000):
+        """``cache_frames``: keep decoded utterances in memory when the whole set has at most this many frames
+        (about 9 kB each), so small corpora are decoded once instead of every epoch."""
         self.utterances = read_manifest(manifest)
         self.labels = read_labels(labels, self.utterances) if labels else None
         self.train, self.max_frames, self.seed = train, max_frames, seed
         self.lip_transform = LipTransform(train=train)
         self.epoch = 0
+        self._cache: dict[int, tuple[np.ndarray, torch.Tensor, bool]] | None = (
+            {} if sum(u.frames for u in self.utterances) <= cache_frames else None)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -48,9 +52,15 @@ class AVDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         utt = self.utterances[i]
         g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
-        rois, audio = self.load(utt)
+        if self._cache is not None and i in self._cache:
+            rois, feats, has_audio = self._cache[i]
+        else:
+            rois, audio = self.load(utt)
+            has_audio = audio is not None
+            feats = filterbank_104(audio, len(rois)) if has_audio else torch.zeros(len(rois), AUDIO_DIM)
+            if self._cache is not None:
+                self._cache[i] = (rois, feats, has_audio)
         t = len(rois)
-        feats = filterbank_104(audio, t) if audio is not None else torch.zeros(t, AUDIO_DIM)
         targets = None
         if self.labels is not None:
             lab = torch.from_numpy(self.labels[i])
@@ -62,7 +72,7 @@ class AVDataset(Dataset):
             t = self.max_frames
         sl = slice(start, start + t)
         return {"id": utt.id, "lips": self.lip_transform(rois[sl], g), "audio": feats[sl],
-                "targets": None if targets is None else targets[sl], "length": t, "has_audio": audio is not None}
+                "targets": None if targets is None else targets[sl], "length": t, "has_audio": has_audio}
 
 
 def collate(items: Sequence[dict]) -> dict:
