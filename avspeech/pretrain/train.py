@@ -9,7 +9,8 @@
 - Checkpoints: every ``save_every`` steps, at the end, and on SIGTERM/Ctrl-C (then the run stops); each is a
   folder ``checkpoints/step_NNNNNNN`` (safetensors + config.json + state.pt), ``checkpoints/latest`` names the
   newest. Re-running the same command resumes exactly (model, optimiser, scheduler, RNG, data position).
-- Logs: ``log.csv`` (step, loss, accuracies, lr, ...), TensorBoard events under ``tb/``, a progress bar.
+- Logs: ``log.csv`` (step, loss, accuracies, lr, ...: means over the steps since the previous row),
+  TensorBoard events under ``tb/``, a progress bar.
 - DDP: under ``torchrun`` (gloo on CPU, NCCL on GPU); only rank 0 writes.
 """
 from __future__ import annotations
@@ -226,6 +227,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step", disable=not is_main,
                dynamic_ncols=True)
     stopped = False
+    window: dict[str, list] = {"loss": [], "grad_norm": [], "frames": [], "sec": [], "accs": []}
     with _Stop() as stop:
         while step < cfg.steps and not stopped:
             epoch, pos = divmod(step, per_epoch)
@@ -265,13 +267,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     dist.all_reduce(t)
                     stats["loss"] = float(t) / world
                 bar.update(1)
+                window["loss"].append(stats["loss"])
+                window["grad_norm"].append(float(gn))
+                window["frames"].append(stats["frames"])
+                window["sec"].append(time.time() - t0)
+                window["accs"].extend(accs)
                 if is_main and (step % cfg.log_every == 0 or step == cfg.steps or step == 1):
-                    row = {"step": step, "epoch": epoch, "loss": round(stats["loss"], 6),
-                           "lr": sched.get_last_lr()[0], "grad_norm": round(float(gn), 4),
-                           "frames": stats["frames"], "sec_per_step": round(time.time() - t0, 4)}
+                    # each row averages the steps since the previous row
+                    row = {"step": step, "epoch": epoch, "loss": round(float(np.mean(window["loss"])), 6),
+                           "lr": sched.get_last_lr()[0], "grad_norm": round(float(np.mean(window["grad_norm"])), 4),
+                           "frames": int(np.sum(window["frames"])),
+                           "sec_per_step": round(float(np.mean(window["sec"])), 4)}
                     for key in fields[5:10]:
-                        vals = [x[key] for x in accs if key in x and not math.isnan(x[key])]
+                        vals = [x[key] for x in window["accs"] if key in x and not math.isnan(x[key])]
                         row[key] = round(float(np.mean(vals)), 4) if vals else ""
+                    window = {k: [] for k in window}
                     csv.DictWriter(writer, fieldnames=fields).writerow(row)
                     writer.flush()
                     if tb is not None:
