@@ -26,17 +26,14 @@ def read_rows(csv_path: Path) -> list[dict]:
 
 def plot(csv_path: Path, png_path: Path) -> Path:
     """Write a (3 x patterns) grid: fwd ms, fwd+bwd ms, fwd+bwd peak memory; one line per provider."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (e.g. a notebook's) alone
 
     rows = [r for r in read_rows(Path(csv_path)) if r["status"] == "ok"]
     patterns = [p for p in ("dense", "padded", "window") if any(r["pattern"] == p for r in rows)]
     cpu = bool(rows) and rows[0]["device"] == "cpu"  # on CPU the Triton kernel runs in the interpreter
     panels = [("fwd", "ms"), ("fwd+bwd", "ms"), ("fwd+bwd", "peak_mem_mb")]
-    fig, axes = plt.subplots(len(panels), max(1, len(patterns)), figsize=(4.2 * max(1, len(patterns)), 10),
-                             squeeze=False)
+    fig = Figure(figsize=(4.2 * max(1, len(patterns)), 10))
+    axes = fig.subplots(len(panels), max(1, len(patterns)), squeeze=False)
     for i, (mode, key) in enumerate(panels):
         for j, pattern in enumerate(patterns):
             ax = axes[i][j]
@@ -71,7 +68,6 @@ def plot(csv_path: Path, png_path: Path) -> Path:
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=110)
-    plt.close(fig)
     return png_path
 
 
