@@ -83,9 +83,9 @@ def key_mask(len_q: Tensor, len_k: Tensor, Lq: int, Lk: int, rate_q: float, rate
     return keys, i < nq
 
 
-def _one_direction(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, rate_q: float,
-                   rate_k: float, window: float | None, slopes: Tensor | None, scale: float) -> Tensor:
-    """``softmax(q k^T * scale + bias) v`` over valid keys; zeros for invalid queries. Shapes (B, H, L, Dh)."""
+def _weights(q: Tensor, k: Tensor, len_q: Tensor, len_k: Tensor, rate_q: float, rate_k: float,
+             window: float | None, slopes: Tensor | None, scale: float) -> Tensor:
+    """Attention probabilities ``(B, H, Lq, Lk)`` of one direction; rows of invalid queries are all 0."""
     Lq, Lk = q.shape[2], k.shape[2]
     keys, queries = key_mask(len_q, len_k, Lq, Lk, rate_q, rate_k, window)  # (B,1,Lq,Lk), (B,1,Lq,1)
     s = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, H, Lq, Lk)
@@ -100,7 +100,13 @@ def _one_direction(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor
     s_max = torch.where(torch.isfinite(s_max), s_max, torch.zeros_like(s_max))
     e = torch.exp(s - s_max)  # exactly 0 on invalid pairs
     denom = e.sum(dim=-1, keepdim=True)
-    p = e / torch.where(denom > 0, denom, torch.ones_like(denom))  # rows without a valid key: all 0
+    return e / torch.where(denom > 0, denom, torch.ones_like(denom))  # rows without a valid key: all 0
+
+
+def _one_direction(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, rate_q: float,
+                   rate_k: float, window: float | None, slopes: Tensor | None, scale: float) -> Tensor:
+    """``softmax(q k^T * scale + bias) v`` over valid keys; zeros for invalid queries. Shapes (B, H, L, Dh)."""
+    p = _weights(q, k, len_q, len_k, rate_q, rate_k, window, slopes, scale)  # (B, H, Lq, Lk)
     return torch.matmul(p, v)  # (B, H, Lq, Dh); rows with p == 0 are exactly 0
 
 
@@ -149,3 +155,19 @@ def cross_modal_attention_reference(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: 
     out_a = _one_direction(q_a, k_v, v_v, len_a, len_v, rate_a, rate_v, window, slopes, scale)
     out_v = _one_direction(q_v, k_a, v_a, len_v, len_a, rate_v, rate_a, window, slopes, scale)
     return out_a, out_v
+
+
+def cross_modal_attention_weights(q_a: Tensor, k_a: Tensor, q_v: Tensor, k_v: Tensor, len_a: Tensor,
+                                  len_v: Tensor, *, rate_a: float = 25.0, rate_v: float = 25.0,
+                                  window: float | None = None, slopes: Tensor | None = None,
+                                  scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """The attention probabilities of both directions, for inspection and plots (materialized).
+
+    Returns ``p_a (B, H, La, Lv)`` (audio queries over lip keys) and ``p_v (B, H, Lv, La)``; each row sums to 1
+    over its valid keys, or is all 0 for a query beyond its length or without a valid key.
+    """
+    check_inputs(q_a, k_a, k_a, q_v, k_v, k_v, len_a, len_v, slopes)
+    scale = 1.0 / math.sqrt(q_a.shape[-1]) if scale is None else float(scale)
+    p_a = _weights(q_a, k_v, len_a, len_v, rate_a, rate_v, window, slopes, scale)
+    p_v = _weights(q_v, k_a, len_v, len_a, rate_v, rate_a, window, slopes, scale)
+    return p_a, p_v
