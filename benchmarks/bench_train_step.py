@@ -22,7 +22,7 @@ import torch
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device).replace(" ", "_")
-    return f"cpu-{os.cpu_count()}cores"
+    return "cpu"
 
 
 def main() -> None:

@@ -25,14 +25,17 @@ os.environ.setdefault("AVSPEECH_ATTENTION", "reference")
 
 
 @torch.no_grad()
-def layer_features(encoder, ds, layer=None):
+def layer_features(encoder, ds, layer=None, audio=True):
+    """Final-layer (or ``layer``) features per utterance, with both modalities or lips only."""
     from avspeech.data.dataset import collate
 
     encoder.eval()
     out = []
     for i in range(len(ds)):
         b = collate([ds[i]])
-        f = encoder(b["lips"], b["audio"], b["lengths"], has_audio=b["has_audio"], output_layer=layer)
+        has_audio = b["has_audio"] if audio else torch.zeros(1, dtype=torch.bool)
+        f = encoder(b["lips"], b["audio"] if audio else None, b["lengths"], has_audio=has_audio,
+                    output_layer=layer)
         out.append(f[0, : int(b["lengths"][0])].numpy())
     return out
 
@@ -127,8 +130,13 @@ def main() -> None:
     torch.manual_seed(0)
     rand = AVEncoder(preset("tiny"))
     ph_tr, ph_te = [phones[i] for i in tr], [phones[i] for i in te]
-    probe_pre = probe(layer_features(enc, ds_tr), ph_tr, layer_features(enc, AVDataset(m_te)), ph_te)
-    probe_rand = probe(layer_features(rand, ds_tr), ph_tr, layer_features(rand, AVDataset(m_te)), ph_te)
+    ds_te2 = AVDataset(m_te)
+    probe_pre = probe(layer_features(enc, ds_tr), ph_tr, layer_features(enc, ds_te2), ph_te)
+    probe_rand = probe(layer_features(rand, ds_tr), ph_tr, layer_features(rand, ds_te2), ph_te)
+    # lips only: phone identity has to come from learned visual features
+    lips_pre = probe(layer_features(enc, ds_tr, audio=False), ph_tr, layer_features(enc, ds_te2, audio=False), ph_te)
+    lips_rand = probe(layer_features(rand, ds_tr, audio=False), ph_tr, layer_features(rand, ds_te2, audio=False),
+                      ph_te)
 
     # 3. iteration-2 clusters from layer features vs MFCC clusters, phone purity on all utterances
     layer = cl.layer_default(enc.cfg.layers)
@@ -141,6 +149,7 @@ def main() -> None:
            "clusters": args.clusters, "steps": args.steps, "final_train_loss": summary["last"].get("loss"),
            "heldout_masked_accuracy": acc, "majority_cluster_rate": majority,
            "probe_phone_accuracy_pretrained": probe_pre, "probe_phone_accuracy_random_init": probe_rand,
+           "probe_lips_only_pretrained": lips_pre, "probe_lips_only_random_init": lips_rand,
            "iter1_mfcc": pur1, "iter2_layer": {"layer": layer, **pur2}, "seconds": round(time.time() - t0, 1),
            "command": f"python benchmarks/pretrain_synthetic.py --clips {args.clips} --steps {args.steps} --lr {args.lr}"}
     out = Path(args.out)
@@ -149,7 +158,10 @@ def main() -> None:
     md = [f"# Pretraining on the synthetic corpus (tiny model, CPU)", "", f"`{res['command']}`", "",
           "| measure | value |", "|---|---|",
           f"| held-out masked accuracy (AV) | {acc:.3f} |", f"| majority-cluster rate | {majority:.3f} |",
-          f"| phone probe, pretrained | {probe_pre:.3f} |", f"| phone probe, random init | {probe_rand:.3f} |",
+          f"| phone probe (audio + lips), pretrained | {probe_pre:.3f} |",
+          f"| phone probe (audio + lips), random init | {probe_rand:.3f} |",
+          f"| phone probe (lips only), pretrained | {lips_pre:.3f} |",
+          f"| phone probe (lips only), random init | {lips_rand:.3f} |",
           f"| phone purity, iteration 1 (MFCC) | {pur1['phone_purity']:.3f} |",
           f"| phone purity, iteration 2 (layer {layer}) | {pur2['phone_purity']:.3f} |",
           f"| cluster purity, iteration 1 / 2 | {pur1['cluster_purity']:.3f} / {pur2['cluster_purity']:.3f} |",
@@ -165,8 +177,9 @@ def main() -> None:
     fig, ax = plt.subplots(1, 3, figsize=(14, 3.6), gridspec_kw={"width_ratios": [2.2, 1, 1]})
     ax[0].imshow(mpimg.imread(work / "iter1_curves.png"))
     ax[0].set_axis_off()
-    ax[1].bar(["masked acc", "majority", "probe pre", "probe rand"], [acc, majority, probe_pre, probe_rand],
-              color=["C0", "C7", "C2", "C3"])
+    ax[1].bar(["masked\nacc", "majority", "AV probe\npre", "AV probe\nrand", "lips probe\npre",
+               "lips probe\nrand"], [acc, majority, probe_pre, probe_rand, lips_pre, lips_rand],
+              color=["C0", "C7", "C2", "C3", "C2", "C3"])
     ax[1].set_ylim(0, 1)
     ax[1].tick_params(axis="x", labelsize=7)
     ax[2].bar(["MFCC (it. 1)", f"layer {layer} (it. 2)"], [pur1["phone_purity"], pur2["phone_purity"]],
