@@ -233,8 +233,11 @@ def test_zero_window_at_equal_rates_copies_the_simultaneous_value(device):
     ga, gv = torch.randn_like(out_a), torch.randn_like(out_v)
     dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, ds = torch.autograd.grad((out_a * ga).sum() + (out_v * gv).sum(),
                                                                  xs + [slopes])
+    # zero in exact arithmetic; in fp32 what is left is the rounding of length-Dh dot products (dO . v) times k
+    bound = 8 * torch.finfo(torch.float32).eps * Dh * max(float(ga.abs().max()), float(gv.abs().max())) * max(
+        float(x.abs().max()) for x in xs) ** 2
     for d in (dq_a, dk_a, dq_v, dk_v, ds):
-        assert d.abs().max() < 1e-6
+        assert d.abs().max() < bound
     torch.testing.assert_close(dv_v, torch.where(valid, ga, 0.0))
     torch.testing.assert_close(dv_a, torch.where(valid, gv, 0.0))
 

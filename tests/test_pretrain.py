@@ -16,7 +16,7 @@ from avspeech.model.checkpoint import load_encoder, load_state, load_weights
 from avspeech.pretrain import cluster as cl
 from avspeech.pretrain import train as train_mod
 from avspeech.pretrain.train import TrainConfig, train
-from tests.data_helpers import make_manifest
+from data_helpers import make_manifest
 
 
 @pytest.fixture(scope="module")

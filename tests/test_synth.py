@@ -15,7 +15,7 @@ from avspeech.errors import InputError
 from avspeech.synth import faces as faces_mod
 from avspeech.synth.corpus import SynthConfig, clip_id, prepare_output, synthesize_clip, synthesize_corpus
 from avspeech.synth.grammar import SLOTS
-from tests.conftest import SYNTH_2SPK
+from conftest import SYNTH_2SPK
 
 
 def _sidecars(root):
@@ -184,10 +184,11 @@ def test_cli_reports_bad_voice(tmp_path):
 def test_demo_writes_contact_sheet(tmp_path):
     from PIL import Image
 
-    res = subprocess.run(["avspeech", "demo", "--out", str(tmp_path), "--clips", "1"], capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run(["avspeech", "demo", "--out", str(tmp_path), "--clips", "1", "--pretrain-clips", "2",
+                          "--pretrain-steps", "2"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    assert "clip_00000" in res.stdout and "says" in res.stdout
+    assert "clip_00000" in res.stdout and "says" in res.stdout and "step 2: loss" in res.stdout
+    assert (tmp_path / "pretrain_curves.png").is_file()
     with Image.open(tmp_path / "contact_sheet.png") as im:
         assert im.size[0] > 800 and im.size[1] > 200
         assert np.asarray(im.convert("L")).std() > 20  # a picture, not a blank canvas
