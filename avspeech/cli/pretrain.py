@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", choices=["tiny", "base", "large"])
     p.add_argument("--fusion", default="cross", choices=["cross", "concat"])
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3 for tiny, 5e-4 for "
+                   "base and large)")
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--batch-frames", type=int, default=1000, help="padded frames per micro-batch (B x T)")
     p.add_argument("--max-frames", type=int, default=200, help="crop utterances to this many frames")
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         manifest, labels = prepare_default_data(Path(args.out) / "data", clips=args.clips,
                                                 clusters=args.clusters, seed=args.seed)
     cfg = TrainConfig(manifest=str(manifest), labels=str(labels), out=args.out, model=args.model,
-                      fusion=args.fusion, steps=args.steps, lr=args.lr, warmup=args.warmup,
+                      fusion=args.fusion, steps=args.steps,
+                      lr=args.lr or (2e-3 if args.model == "tiny" else 5e-4), warmup=args.warmup,
                       batch_frames=args.batch_frames, max_frames=args.max_frames, grad_accum=args.grad_accum,
                       clip=args.clip, unmasked_weight=args.unmasked_weight, save_every=args.save_every,
                       log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device,
