@@ -132,3 +132,24 @@ def test_checkpoints_refuse_code_and_name_the_file(data, tmp_path):
     (evil / "config.json").write_text('{"encoder": {"dim": 64, "evil": 1}}')
     with pytest.raises(InputError, match="evil"):
         load_encoder(evil)
+
+
+def test_cluster_command_continues_past_a_bad_file(data, tmp_path):
+    import shutil
+
+    manifest, _ = data
+    root = tmp_path / "m"
+    shutil.copytree(manifest.parent, root)
+    lines = (root / "manifest.tsv").read_text().splitlines()
+    lines[0] = str(root)
+    (root / "manifest.tsv").write_text("\n".join(lines) + "\n")
+    (root / "utt002.wav").write_text("this is not a wav file")
+    res = subprocess.run(["avspeech", "cluster", str(root / "manifest.tsv"), "--out", str(root / "k.km"),
+                          "--clusters", "4"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "utt002" in res.stdout and "cannot read audio" in res.stdout
+    labs = read_labels(root / "k.km", read_manifest(root / "manifest.tsv"))
+    assert (labs[2] == -1).all() and (labs[0] >= 0).all()
+    (root / "utt005.mp4").unlink()
+    with pytest.raises(InputError, match="missing"):
+        train(_cfg((root / "manifest.tsv", root / "k.km"), tmp_path / "run"))

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from avspeech.io.atomic import atomic_write_json
     from avspeech.pretrain import cluster as cl
 
+    from avspeech.batch import report_failures
+
     utts = read_manifest(args.manifest)
+    failures: list = []
     if args.checkpoint:
         from avspeech.model.checkpoint import load_config
 
@@ -34,13 +37,14 @@ def run(args: argparse.Namespace) -> int:
         feats = cl.encoder_features(args.checkpoint, args.manifest, layer, args.device)
         source = f"{args.checkpoint} layer {layer}"
     else:
-        feats = cl.mfcc_features(utts)
+        feats = cl.mfcc_features(utts, failures)
         source = "mfcc39"
     km = cl.fit_kmeans(feats, args.clusters, args.fraction, args.seed)
     labels = cl.assign(km, feats, [u.frames for u in utts])
     write_labels(args.out, labels)
     report = {"source": source, "clusters": args.clusters, "utterances": len(utts),
-              "without_audio": sum(f is None for f in feats)}
+              "without_features": sum(f is None for f in feats),
+              "failures": [{"utterance": f.item, "cause": f.cause} for f in failures]}
     phones = cl.synthetic_phones(args.manifest, utts)
     if phones is not None:
         report.update(cl.purity(labels, phones))
@@ -49,4 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if phones is not None:
         print(f"against synthetic phone labels: cluster purity {report['cluster_purity']:.3f}, phone purity "
               f"{report['phone_purity']:.3f}, PNMI {report['pnmi']:.3f}")
+    if failures:
+        print(report_failures(failures, len(utts), "utterances") + "\n(their frames are labelled -1 and ignored "
+              "by the loss)")
+        return 1
     return 0

@@ -24,11 +24,21 @@ from avspeech.io.media import read_wav
 log = logging.getLogger(__name__)
 
 
-def mfcc_features(utts: Sequence[Utterance]) -> list[np.ndarray | None]:
-    """(T, 39) per utterance; None for an utterance without audio."""
+def mfcc_features(utts: Sequence[Utterance], failures: list | None = None) -> list[np.ndarray | None]:
+    """(T, 39) per utterance; None for an utterance without audio, or whose audio cannot be read (then a
+    :class:`~avspeech.batch.Failure` is appended to ``failures`` if given, else the error is raised)."""
+    from avspeech.batch import Failure
+    from avspeech.errors import InputError
+
     out = []
     for u in tqdm(utts, desc="mfcc", unit="utt", dynamic_ncols=True):
-        out.append(None if u.audio is None else mfcc_39(read_wav(u.audio, 16000)[0], u.frames).numpy())
+        try:
+            out.append(None if u.audio is None else mfcc_39(read_wav(u.audio, 16000)[0], u.frames).numpy())
+        except InputError as e:
+            if failures is None:
+                raise
+            failures.append(Failure(u.id, str(e)))
+            out.append(None)
     return out
 
 

@@ -159,6 +159,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
 
     # ---- data
+    missing = [str(p) for u in read_manifest(cfg.manifest) for p in (u.video, u.audio)
+               if p is not None and not p.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} files named in the manifest are missing, e.g. {missing[:3]}", cfg.manifest)
     k = num_clusters(cfg.labels, cfg.manifest)
     ds = AVDataset(cfg.manifest, cfg.labels, train=True, max_frames=cfg.max_frames, seed=cfg.seed)
     from avspeech.data.dataset import BucketBatchSampler
