@@ -114,6 +114,15 @@ def test_checkpoints_refuse_code_and_name_the_file(data, tmp_path):
     ck = res["checkpoint"]
     enc = load_encoder(ck)
     assert enc.cfg.dim == 64
+    # iteration 2: cluster this checkpoint's layer-1 features
+    manifest, _ = data
+    out = tmp_path / "it2.km"
+    r = subprocess.run(["avspeech", "cluster", str(manifest), "--out", str(out), "--clusters", "5",
+                        "--checkpoint", str(ck), "--layer", "1"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "AVSPEECH_ATTENTION": "reference"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    labs = read_labels(out, read_manifest(manifest))
+    assert set(np.concatenate(labs).tolist()) == set(range(5))
     # a training state that would run code when unpickled is refused by weights_only=True
     evil = tmp_path / "evil"
     evil.mkdir()
