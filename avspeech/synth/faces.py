@@ -53,6 +53,19 @@ def lip_indices() -> np.ndarray:
     return np.array(sorted({i for e in mp.solutions.face_mesh.FACEMESH_LIPS for i in e}))
 
 
+# FaceMesh lip contours (outer and inner), lower and upper; the four corners (61, 291, 78, 308) belong to neither
+_LOWER_LIP = (146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324)
+_UPPER_LIP = (185, 40, 39, 37, 0, 267, 269, 270, 409, 191, 80, 81, 82, 13, 312, 311, 310, 415)
+
+
+def lower_lip_indices() -> np.ndarray:
+    return np.array(_LOWER_LIP)
+
+
+def upper_lip_indices() -> np.ndarray:
+    return np.array(_UPPER_LIP)
+
+
 @functools.lru_cache(maxsize=None)
 def oval_indices() -> np.ndarray:
     import mediapipe as mp
@@ -237,7 +250,14 @@ def render_mouth(asset: FaceAsset, opening: float, rounding: float = 0.0,
     a = asset.half_width
     lm = asset.landmarks
     rel = lm - asset.center
-    uu, vv = mm.forward(rel @ asset.axis_u, rel @ asset.axis_v)
+    us, vs = rel @ asset.axis_u, rel @ asset.axis_v
+    # lip landmarks move with their lip whatever side of the mouth line they sit on (inner lower-lip points can
+    # lie a hair above it, inner upper-lip points below it): put them just on their lip's side first
+    line = mm.curve * us**2
+    lower, upper = lower_lip_indices(), upper_lip_indices()
+    vs[lower] = np.maximum(vs[lower], line[lower])
+    vs[upper] = np.minimum(vs[upper], line[upper] - 1e-6)
+    uu, vv = mm.forward(us, vs)
     moved = asset.center + uu[:, None] * asset.axis_u + vv[:, None] * asset.axis_v
     if mm.drop < 0.05 and abs(mm.width - 1) < 1e-3:
         return asset.image, moved
