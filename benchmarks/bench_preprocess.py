@@ -41,6 +41,18 @@ def make_clips(data: Path, speakers: int, clips: int, seed: int) -> Path:
 def stage_split(folder: Path) -> tuple[int, dict[str, float], float]:
     """(input frames, wall seconds per stage, CPU seconds in all) over every clip of ``folder``, one process on one
     core. On a shared machine the CPU time is the fairer per-core figure (wall time includes waiting)."""
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {sorted(cores)[0]})
+    try:
+        return _stage_split(folder)
+    finally:  # the worker-scaling runs spawn processes that inherit this process' affinity: give it back
+        if pinned:
+            os.sched_setaffinity(0, cores)
+
+
+def _stage_split(folder: Path) -> tuple[int, dict[str, float], float]:
     import cv2
 
     from avspeech.preprocess.config import PreprocessConfig
@@ -48,8 +60,6 @@ def stage_split(folder: Path) -> tuple[int, dict[str, float], float]:
     from avspeech.preprocess.pipeline import Preprocessor
     from avspeech.preprocess.write import write_clip
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     cv2.setNumThreads(1)
     config = PreprocessConfig()
     total = {s: 0.0 for s in STAGES}
