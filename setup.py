@@ -25,6 +25,8 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",  # ships sample_data/grace_hopper.jpg; plots
     "tqdm==4.70.1",
     "safetensors==0.8.0",
+    "tensorboard==2.18.0",  # the last release that accepts mediapipe's protobuf 4
+    "protobuf==4.25.9",  # mediapipe 0.10.21 needs protobuf<5
 ]
 
 EXTRAS_REQUIRE = {

@@ -6,4 +6,10 @@ Data flow (one sub-package per stage): ``synth`` (synthetic talking-face corpus)
 ``cli`` is a thin command-line layer over these library functions.
 """
 
+import os as _os
+
+# MediaPipe (glog) and TensorFlow Lite print start-up chatter on stderr; keep warnings and errors only.
+_os.environ.setdefault("GLOG_minloglevel", "2")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 __version__ = "0.1.0"

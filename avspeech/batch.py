@@ -10,6 +10,7 @@ import logging
 import multiprocessing as mp
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -28,14 +29,14 @@ class Failure:
     cause: str
 
 
-def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, Failure | None]:
+def _call(fn: Callable[[Any], Any], item: Any, name: str) -> tuple[Any, Failure | None]:
     try:
         return fn(item), None
     except InputError as e:
-        return None, Failure(str(item), e.cause if e.path in (None, str(item)) else str(e))
+        return None, Failure(name, e.cause if e.path in (None, name) else str(e))
     except Exception as e:  # noqa: BLE001 - a batch reports every failure and keeps going
-        log.debug("failure on %s\n%s", item, traceback.format_exc())
-        return None, Failure(str(item), f"{type(e).__name__}: {e}")
+        log.debug("failure on %s\n%s", name, traceback.format_exc())
+        return None, Failure(name, f"{type(e).__name__}: {e}")
 
 
 def run_batch(
@@ -45,12 +46,14 @@ def run_batch(
     workers: int = 1,
     desc: str = "",
     unit: str = "item",
+    label: Callable[[Any], str] = str,
     initializer: Callable[..., None] | None = None,
     initargs: Iterable[Any] = (),
 ) -> tuple[list[Any], list[Failure]]:
     """Apply ``fn`` to every item; return (results of the items that succeeded, failures).
 
-    ``fn`` must be picklable when ``workers > 1`` (a module-level function or a ``functools.partial`` of one).
+    ``label(item)`` names an item in failures (default ``str``). ``fn`` must be picklable when ``workers > 1``
+    (a module-level function or a ``functools.partial`` of one).
     Worker processes are started with ``spawn`` so that no thread state (OpenMP, MediaPipe) is inherited.
     """
     results: list[Any] = []
@@ -61,18 +64,36 @@ def run_batch(
             if initializer is not None:
                 initializer(*initargs)
             for item in items:
-                res, fail = _call(fn, item)
+                res, fail = _call(fn, item, label(item))
                 (failures.append(fail) if fail else results.append(res))
                 bar.update(1)
         else:
             ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer,
-                                     initargs=tuple(initargs)) as pool:
-                futures = {pool.submit(_call, fn, item): item for item in items}
+
+            def pool(n: int) -> ProcessPoolExecutor:
+                return ProcessPoolExecutor(n, mp_context=ctx, initializer=initializer, initargs=tuple(initargs))
+
+            # a worker that dies (crash, out of memory) breaks the whole pool and every item in flight; those
+            # items are retried one at a time, each in a fresh process, so only the culprit is reported
+            casualties: list[Any] = []
+            with pool(workers) as ex:
+                futures = {ex.submit(_call, fn, item, label(item)): item for item in items}
                 for fut in as_completed(futures):
-                    res, fail = fut.result()
+                    try:
+                        res, fail = fut.result()
+                    except BrokenProcessPool:
+                        casualties.append(futures[fut])
+                        continue
                     (failures.append(fail) if fail else results.append(res))
                     bar.update(1)
+            for item in casualties:
+                with pool(1) as ex:
+                    try:
+                        res, fail = ex.submit(_call, fn, item, label(item)).result()
+                    except BrokenProcessPool as e:
+                        res, fail = None, Failure(label(item), f"worker process died ({e})")
+                (failures.append(fail) if fail else results.append(res))
+                bar.update(1)
     finally:
         bar.close()
     return results, failures

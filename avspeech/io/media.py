@@ -13,6 +13,8 @@ import numpy as np
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_path
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command (sndfile.h)
+
 
 def write_video(
     path: str | Path,
@@ -79,8 +81,12 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000, sub
     """Write mono ``audio`` (N,) atomically; float32 WAV by default, so stored samples are exact."""
     import soundfile as sf
 
+    data = np.asarray(audio, dtype=np.float32)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.asarray(audio, dtype=np.float32), sample_rate, subtype=subtype, format="WAV")
+        with sf.SoundFile(str(tmp), "w", sample_rate, 1, subtype=subtype, format="WAV") as f:
+            # float WAVs get a PEAK chunk stamped with the write time; leave it out so files are reproducible
+            sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            f.write(data)
 
 
 def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:

@@ -1,0 +1,137 @@
+"""Utterances as model inputs, and batches of similar length.
+
+An item is ``{"id", "lips" (1, T, 88, 88), "audio" (T, 104), "targets" (T,) or None, "length" T}``; training
+crops long utterances to ``max_frames`` at a random position. All randomness comes from a generator seeded by
+``(seed, epoch, index)``, so a resumed run sees the same data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from avspeech.data.manifest import Utterance, read_labels, read_manifest
+from avspeech.errors import InputError
+from avspeech.features import AUDIO_DIM, LipTransform, filterbank_104
+from avspeech.io.media import read_gray_video, read_wav
+
+
+class AVDataset(Dataset):
+    def __init__(self, manifest: str | Path, labels: str | Path | None = None, *, train: bool = False,
+                 max_frames: int | None = None, seed: int = 0, cache_frames: int = 20000):
+        """``cache_frames``: keep decoded utterances in memory when the whole set has at most this many frames
+        (about 9 kB each), so small corpora are decoded once instead of every epoch."""
+        self.utterances = read_manifest(manifest)
+        self.labels = read_labels(labels, self.utterances) if labels else None
+        self.train, self.max_frames, self.seed = train, max_frames, seed
+        self.lip_transform = LipTransform(train=train)
+        self.epoch = 0
+        self._cache: dict[int, tuple[np.ndarray, torch.Tensor, bool]] | None = (
+            {} if sum(u.frames for u in self.utterances) <= cache_frames else None)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def lengths(self) -> list[int]:
+        return [min(u.frames, self.max_frames or u.frames) for u in self.utterances]
+
+    def load(self, utt: Utterance) -> tuple[np.ndarray, np.ndarray | None]:
+        """ROIs (T, H, W) uint8 and audio (N,) float32 (None without audio) of one utterance."""
+        if utt.video is None:
+            raise InputError(f"{utt.id}: the manifest gives no video")
+        rois = read_gray_video(utt.video)
+        audio = read_wav(utt.audio, 16000)[0] if utt.audio is not None else None
+        return rois, audio
+
+    def __getitem__(self, i: int) -> dict:
+        utt = self.utterances[i]
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
+        if self._cache is not None and i in self._cache:
+            rois, feats, has_audio = self._cache[i]
+        else:
+            rois, audio = self.load(utt)
+            has_audio = audio is not None
+            feats = filterbank_104(audio, len(rois)) if has_audio else torch.zeros(len(rois), AUDIO_DIM)
+            if self._cache is not None:
+                self._cache[i] = (rois, feats, has_audio)
+        t = len(rois)
+        targets = None
+        if self.labels is not None:
+            lab = torch.from_numpy(self.labels[i])
+            targets = torch.full((t,), -1, dtype=torch.long)
+            targets[: min(t, len(lab))] = lab[:t]
+        start = 0
+        if self.max_frames and t > self.max_frames:
+            start = int(torch.randint(0, t - self.max_frames + 1, (1,), generator=g)) if self.train else 0
+            t = self.max_frames
+        sl = slice(start, start + t)
+        return {"id": utt.id, "lips": self.lip_transform(rois[sl], g), "audio": feats[sl],
+                "targets": None if targets is None else targets[sl], "length": t, "has_audio": has_audio}
+
+
+def collate(items: Sequence[dict]) -> dict:
+    """Pad to the longest item: lips (B, 1, T, 88, 88), audio (B, T, 104), targets (B, T) (-1 padding),
+    lengths (B,), has_audio (B,)."""
+    t = max(it["length"] for it in items)
+    b = len(items)
+    lips = torch.zeros(b, 1, t, *items[0]["lips"].shape[-2:])
+    audio = torch.zeros(b, t, items[0]["audio"].shape[-1])
+    targets = torch.full((b, t), -1, dtype=torch.long)
+    for i, it in enumerate(items):
+        n = it["length"]
+        lips[i, :, :n] = it["lips"]
+        audio[i, :n] = it["audio"]
+        if it["targets"] is not None:
+            targets[i, :n] = it["targets"]
+    return {"ids": [it["id"] for it in items], "lips": lips, "audio": audio, "targets": targets,
+            "lengths": torch.tensor([it["length"] for it in items]),
+            "has_audio": torch.tensor([it["has_audio"] for it in items])}
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of utterances of similar length whose padded size stays within ``max_frames_per_batch``
+    (B x T_max), in a random order drawn from ``(seed, epoch)``; under DDP each rank takes every
+    ``world``-th batch (the count is cut to a multiple of ``world`` so ranks stay in step)."""
+
+    def __init__(self, lengths: Sequence[int], max_frames_per_batch: int, *, shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, world: int = 1, max_batch_size: int | None = None):
+        self.lengths = list(lengths)
+        if self.lengths and max(self.lengths) > max_frames_per_batch:
+            raise ValueError(f"an utterance of {max(self.lengths)} frames does not fit in a batch of "
+                             f"{max_frames_per_batch} frames; raise the cap or crop utterances")
+        self.cap, self.shuffle, self.seed = max_frames_per_batch, shuffle, seed
+        self.rank, self.world, self.max_batch_size = rank, world, max_batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
+        out, cur, t_max = [], [], 0
+        for i in order:
+            t = max(t_max, self.lengths[i])
+            if cur and (t * (len(cur) + 1) > self.cap or len(cur) == (self.max_batch_size or 1 << 30)):
+                out.append(cur)
+                cur, t = [], self.lengths[i]
+            cur.append(i)
+            t_max = t
+        if cur:
+            out.append(cur)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            out = [out[j] for j in torch.randperm(len(out), generator=g).tolist()]
+        usable = len(out) // self.world * self.world if self.world > 1 else len(out)
+        return out[self.rank:usable:self.world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())

@@ -1,0 +1,66 @@
+"""Audio features (torchaudio's Kaldi-compatible filterbank and MFCC; no dither, so results are exact).
+
+- :func:`filterbank_104`: 26 log mel energies, 25 ms window, 10 ms hop (100 Hz), four consecutive frames stacked
+  into one 104-dim frame at 25 Hz, padded with zeros or cut to the video length, each frame normalised to zero
+  mean and unit variance over its 104 values (AV-HuBERT's audio input).
+- :func:`mfcc_39`: 13 MFCCs with deltas and delta-deltas at 100 Hz, averaged over groups of four frames to 25 Hz
+  (the features of the first clustering iteration).
+"""
+from __future__ import annotations
+
+import torch
+import torchaudio.compliance.kaldi as kaldi
+import torchaudio.functional as AF
+
+SAMPLE_RATE = 16000
+FBANK_BINS = 26
+STACK = 4  # 100 Hz audio frames per 25 Hz video frame
+AUDIO_DIM = FBANK_BINS * STACK
+_KALDI = dict(frame_length=25.0, frame_shift=10.0, sample_frequency=SAMPLE_RATE, dither=0.0)
+
+
+def _as_batch(audio) -> torch.Tensor:
+    x = torch.as_tensor(audio, dtype=torch.float32).reshape(1, -1)
+    # Kaldi's energies are on the int16 scale; its log floor then never bites on real audio
+    return x * 32768.0
+
+
+def _fit(frames: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad or cut (L, F) to ``length`` rows."""
+    if frames.shape[0] >= length:
+        return frames[:length]
+    return torch.cat([frames, frames.new_zeros(length - frames.shape[0], frames.shape[1])])
+
+
+def log_filterbank(audio) -> torch.Tensor:
+    """(N,) float audio in [-1, 1] at 16 kHz -> (L, 26) log mel energies at 100 Hz (L = 1 + (N - 400) // 160)."""
+    x = _as_batch(audio)
+    if x.shape[1] < 400:
+        return torch.zeros(0, FBANK_BINS)
+    return kaldi.fbank(x, num_mel_bins=FBANK_BINS, energy_floor=0.0, **_KALDI)
+
+
+def filterbank_104(audio, num_frames: int | None = None, normalize: bool = True) -> torch.Tensor:
+    """(N,) audio at 16 kHz -> (T, 104) at 25 Hz; T = ``num_frames`` (the video length) or N // 640."""
+    t = len(audio) // (SAMPLE_RATE // 25) if num_frames is None else num_frames
+    fb = _fit(log_filterbank(audio), t * STACK)  # (4T, 26)
+    feats = fb.reshape(t, AUDIO_DIM)  # (T, 104): frames 4t..4t+3 side by side
+    if normalize and t:
+        feats = torch.nn.functional.layer_norm(feats, (AUDIO_DIM,))
+    return feats
+
+
+def mfcc_39(audio, num_frames: int | None = None) -> torch.Tensor:
+    """(N,) audio at 16 kHz -> (T, 39) at 25 Hz: MFCC (13) + deltas + delta-deltas, mean of 4 frames at 100 Hz."""
+    t = len(audio) // (SAMPLE_RATE // 25) if num_frames is None else num_frames
+    x = _as_batch(audio)
+    if x.shape[1] < 400:
+        return torch.zeros(t, 39)
+    m = kaldi.mfcc(x, num_ceps=13, num_mel_bins=23, **_KALDI)  # (L, 13)
+    d1 = AF.compute_deltas(m.T.unsqueeze(0)).squeeze(0).T
+    d2 = AF.compute_deltas(d1.T.unsqueeze(0)).squeeze(0).T
+    feats = torch.cat([m, d1, d2], dim=1)  # (L, 39)
+    feats = _fit(feats, t * STACK).reshape(t, STACK, 39)
+    # rows past the end of the audio are padding: average only real ones
+    valid = (torch.arange(t * STACK) < m.shape[0]).reshape(t, STACK, 1).float()
+    return (feats * valid).sum(1) / valid.sum(1).clamp(min=1)

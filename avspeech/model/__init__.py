@@ -1,0 +1,1 @@
+"""The AV-HuBERT-style model: frontends, cross-modal fusion (``cross_attention``), encoder, heads."""

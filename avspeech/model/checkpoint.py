@@ -1,0 +1,115 @@
+"""Checkpoints: weights in safetensors plus a JSON config, loadable without the training code's state.
+
+A checkpoint folder holds ``model.safetensors`` and ``config.json`` (and, for training runs, ``state.pt`` with
+optimiser, scheduler, step, RNG and data position, read with ``torch.load(weights_only=True)``). safetensors and
+JSON cannot run code, so a checkpoint from an untrusted source is safe to open; a malformed one raises an
+:class:`InputError` naming the file and the cause. Folders are written under a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from avspeech.errors import InputError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+STATE = "state.pt"
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: dict[str, Any],
+                    state: dict[str, Any] | None = None) -> Path:
+    """Write ``path/`` atomically (a sibling temp folder renamed into place; an old ``path`` is replaced)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
+    (tmp / CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    if state is not None:
+        torch.save(state, tmp / STATE)
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+    return path
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    f = Path(path) / CONFIG
+    if not f.is_file():
+        raise InputError(f"not a checkpoint folder: {CONFIG} is missing", path)
+    try:
+        cfg = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"config is not valid JSON ({e})", f) from e
+    if not isinstance(cfg, dict):
+        raise InputError("config must be a JSON object", f)
+    return cfg
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    f = Path(path) / WEIGHTS
+    if not f.is_file():
+        raise InputError(f"not a checkpoint folder: {WEIGHTS} is missing", path)
+    try:
+        return load_file(str(f))
+    except Exception as e:  # safetensors raises SafetensorError/OSError on a damaged file
+        raise InputError(f"weights cannot be read as safetensors ({e})", f) from e
+
+
+def load_into(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, prefix: str = "") -> None:
+    """Load ``weights`` (keys under ``prefix``) into ``model``, naming missing, unexpected and mis-shaped keys."""
+    sd = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = [f"{k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd
+              and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise InputError(f"weights do not fit the model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                         f"unexpected {unexpected[:5]}, wrong shapes {shapes[:5]}", source)
+    model.load_state_dict(sd)
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    f = Path(path) / STATE
+    if not f.is_file():
+        raise InputError(f"{STATE} is missing: this checkpoint has weights only and cannot resume training", path)
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, or an object that weights_only refuses
+        raise InputError(f"training state cannot be read safely ({str(e).splitlines()[0]})", f) from e
+
+
+def load_encoder(path: str | Path):
+    """The :class:`~avspeech.model.encoder.AVEncoder` of a checkpoint (pretraining or fine-tuning)."""
+    from avspeech.model.config import EncoderConfig
+    from avspeech.model.encoder import AVEncoder
+
+    cfg = load_config(path)
+    if "encoder" not in cfg:
+        raise InputError("config has no 'encoder' section", Path(path) / CONFIG)
+    try:
+        enc_cfg = EncoderConfig.from_dict(cfg["encoder"])
+    except (TypeError, ValueError) as e:
+        raise InputError(f"bad encoder config ({e})", Path(path) / CONFIG) from e
+    encoder = AVEncoder(enc_cfg)
+    load_into(encoder, load_weights(path), path, prefix="encoder.")
+    return encoder

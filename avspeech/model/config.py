@@ -1,0 +1,58 @@
+"""Encoder configuration: a typed dataclass with named presets (``tiny`` for CPU tests, ``base``, ``large``)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    dim: int = 768  # D
+    layers: int = 12
+    heads: int = 12
+    ffn: int = 3072
+    dropout: float = 0.1
+    lip_widths: tuple[int, ...] = (64, 128, 256, 512)  # ResNet-18 stage widths; the 3D conv has widths[0]
+    audio_dim: int = 104
+    pos_conv_kernel: int = 128
+    pos_conv_groups: int = 16
+    fusion: str = "cross"  # "cross": cross-modal attention blocks, then concat; "concat": AV-HuBERT's
+    fusion_layers: int = 1
+    fusion_window: float | None = None  # seconds; None attends over the whole clip
+    rate: float = 25.0  # token rate of both streams, Hz
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"dim must be divisible by heads, got dim={self.dim}, heads={self.heads}")
+        if self.fusion not in ("cross", "concat"):
+            raise ValueError(f"fusion must be 'cross' or 'concat', got {self.fusion!r}")
+        if self.dim % self.pos_conv_groups:
+            raise ValueError(f"dim {self.dim} must be divisible by pos_conv_groups {self.pos_conv_groups}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EncoderConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def with_(self, **changes) -> "EncoderConfig":
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, EncoderConfig] = {
+    "tiny": EncoderConfig(dim=64, layers=2, heads=4, ffn=128, dropout=0.0, lip_widths=(8, 16, 32, 64),
+                          pos_conv_kernel=16, pos_conv_groups=4),
+    "base": EncoderConfig(),
+    "large": EncoderConfig(dim=1024, layers=24, heads=16, ffn=4096),
+}
+
+
+def preset(name: str, **overrides) -> EncoderConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name].with_(**overrides)

@@ -1,0 +1,75 @@
+"""Cross-modal attention layer: audio tokens attend to lip tokens and lip tokens attend to audio tokens.
+
+Axes: B batch, La audio tokens, Lv lip tokens, D model dim, H heads, Dh = D / H.
+
+The attention itself is :func:`avspeech.kernels.cross_modal_attention` (the fused Triton kernel on CUDA, its
+PyTorch reference on CPU); this module owns the projections, the head split and merge, the learnable
+per-head distance slopes and the output projections.
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from avspeech.kernels import cross_modal_attention
+
+
+def default_slopes(heads: int, rate: float) -> Tensor:
+    """ALiBi-like geometric slopes in 1/s: head h costs ``2**(-8 (h+1) / H)`` logits per frame at ``rate``."""
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / heads) * rate for h in range(heads)])
+
+
+class CrossModalAttention(nn.Module):
+    """Both directions of cross-modal attention with per-stream projections.
+
+    Args:
+        dim: model dim D (both streams), divisible by ``heads``.
+        heads: attention heads H.
+        rate_a, rate_v: token rates of the audio and lip streams in Hz.
+        window: attend only to tokens within this many seconds (None: the whole clip).
+        learn_slopes: learn a per-head distance bias ``-s_h |t_q - t_k|`` (ALiBi-like start); False: no bias.
+        dropout: dropout on the attended values before the output projections (the fused kernel has no
+            attention-probability dropout).
+
+    ``forward(x_a (B, La, D), x_v (B, Lv, D), len_a (B,), len_v (B,)) -> (y_a (B, La, D), y_v (B, Lv, D))``:
+    ``y_a`` is what the audio tokens read from the lips, ``y_v`` what the lip tokens read from the audio.
+    Positions at or beyond their length are 0, and so are tokens with nothing to attend to (length 0 of the
+    other stream, or nothing inside the window) before the output projection's bias.
+    """
+
+    def __init__(self, dim: int, heads: int, *, rate_a: float = 25.0, rate_v: float = 25.0,
+                 window: float | None = None, learn_slopes: bool = True, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim must be divisible by heads; got dim={dim}, heads={heads}")
+        self.dim, self.heads = dim, heads
+        self.rate_a, self.rate_v, self.window = float(rate_a), float(rate_v), window
+        self.qkv_a = nn.Linear(dim, 3 * dim)
+        self.qkv_v = nn.Linear(dim, 3 * dim)
+        self.out_a = nn.Linear(dim, dim)
+        self.out_v = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.slopes = nn.Parameter(default_slopes(heads, min(rate_a, rate_v))) if learn_slopes else None
+
+    def _heads(self, x: Tensor, proj: nn.Linear) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, L, D) -> q, k, v (B, H, L, Dh), views of one projection (shared strides, as the kernel wants)."""
+        qkv = proj(x)  # (B, L, 3 D)
+        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        return q, k, v
+
+    def forward(self, x_a: Tensor, x_v: Tensor, len_a: Tensor, len_v: Tensor) -> tuple[Tensor, Tensor]:
+        if x_a.shape[-1] != self.dim or x_v.shape[-1] != self.dim or x_a.shape[0] != x_v.shape[0]:
+            raise ValueError(f"expected x_a (B, La, {self.dim}) and x_v (B, Lv, {self.dim}); "
+                             f"got {tuple(x_a.shape)} and {tuple(x_v.shape)}")
+        q_a, k_a, v_a = self._heads(x_a, self.qkv_a)  # (B, H, La, Dh)
+        q_v, k_v, v_v = self._heads(x_v, self.qkv_v)  # (B, H, Lv, Dh)
+        o_a, o_v = cross_modal_attention(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, rate_a=self.rate_a,
+                                         rate_v=self.rate_v, window=self.window, slopes=self.slopes)
+        o_a = rearrange(o_a, "b h l d -> b l (h d)")  # (B, La, D)
+        o_v = rearrange(o_v, "b h l d -> b l (h d)")  # (B, Lv, D)
+        y_a = self.out_a(self.dropout(o_a))
+        y_v = self.out_v(self.dropout(o_v))
+        keep_a = (torch.arange(x_a.shape[1], device=x_a.device) < len_a[:, None]).unsqueeze(-1)  # (B, La, 1)
+        keep_v = (torch.arange(x_v.shape[1], device=x_v.device) < len_v[:, None]).unsqueeze(-1)  # (B, Lv, 1)
+        return y_a * keep_a, y_v * keep_v

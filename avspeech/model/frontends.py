@@ -1,0 +1,61 @@
+"""Front-ends: lips (3D conv + per-frame ResNet-18 trunk) and audio (linear), each to (B, T, D).
+
+Axes: B batch, T frames (25 Hz), C channels, H/W height/width, D model dim.
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock
+
+
+def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    down = None
+    if stride != 1 or c_in != c_out:
+        down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+    return nn.Sequential(BasicBlock(c_in, c_out, stride, down), BasicBlock(c_out, c_out))
+
+
+class LipFrontend(nn.Module):
+    """(B, 1, T, 88, 88) grayscale crops -> (B, T, D).
+
+    Conv3d(1 -> w0, kernel 5x7x7, stride 1x2x2) + BN + PReLU + max-pool 1x3x3/1x2x2, then a 2D ResNet-18 trunk
+    (four stages of two basic blocks, widths ``widths``) on every frame, global average pool, linear to D.
+    """
+
+    def __init__(self, dim: int, widths: tuple[int, ...] = (64, 128, 256, 512)):
+        super().__init__()
+        w0 = widths[0]
+        self.stem = nn.Sequential(
+            nn.Conv3d(1, w0, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
+            nn.BatchNorm3d(w0), nn.PReLU(w0), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
+        stages, c = [], w0
+        for i, w in enumerate(widths):
+            stages.append(_stage(c, w, 1 if i == 0 else 2))
+            c = w
+        self.trunk = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1))
+        self.proj = nn.Linear(c, dim)
+
+    def forward(self, lips: Tensor) -> Tensor:
+        b = lips.shape[0]
+        x = self.stem(lips)  # (B, C, T, 22, 22)
+        x = rearrange(x, "b c t h w -> (b t) c h w")
+        x = self.trunk(x).flatten(1)  # (B*T, C)
+        return self.proj(rearrange(x, "(b t) c -> b t c", b=b))  # (B, T, D)
+
+
+class AudioFrontend(nn.Module):
+    """(B, T, 104) stacked filterbanks -> (B, T, D)."""
+
+    def __init__(self, dim: int, audio_dim: int = 104):
+        super().__init__()
+        self.proj = nn.Linear(audio_dim, dim)
+
+    def forward(self, audio: Tensor) -> Tensor:
+        return self.proj(audio)
+
+
+def lengths_to_mask(lengths: Tensor, t: int) -> Tensor:
+    """(B,) lengths -> (B, T) bool, True at valid positions."""
+    return torch.arange(t, device=lengths.device) < lengths[:, None]

@@ -1,0 +1,1 @@
+"""Joint masked prediction pretraining (AV-HuBERT-style): masking, objective, clustering, training loop."""

@@ -1,0 +1,162 @@
+"""Cluster targets for masked prediction: features per frame -> k-means (scikit-learn MiniBatchKMeans) -> one
+label line per utterance at 25 Hz.
+
+Iteration 1 clusters 39-dim MFCCs (:func:`avspeech.features.mfcc_39`); iteration n clusters layer-L features of
+the previous iteration's checkpoint. When the manifest comes from ``avspeech preprocess`` run on an
+``avspeech synth`` corpus, phone labels are recovered from the synthetic sidecars and the clusters' purity is
+reported.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from avspeech.data.manifest import Utterance
+from avspeech.features import mfcc_39
+from avspeech.io.media import read_wav
+
+log = logging.getLogger(__name__)
+
+
+def mfcc_features(utts: Sequence[Utterance], failures: list | None = None) -> list[np.ndarray | None]:
+    """(T, 39) per utterance; None for an utterance without audio, or whose audio cannot be read (then a
+    :class:`~avspeech.batch.Failure` is appended to ``failures`` if given, else the error is raised)."""
+    from avspeech.batch import Failure
+    from avspeech.errors import InputError
+
+    out = []
+    for u in tqdm(utts, desc="mfcc", unit="utt", dynamic_ncols=True):
+        try:
+            out.append(None if u.audio is None else mfcc_39(read_wav(u.audio, 16000)[0], u.frames).numpy())
+        except InputError as e:
+            if failures is None:
+                raise
+            failures.append(Failure(u.id, str(e)))
+            out.append(None)
+    return out
+
+
+@torch.no_grad()
+def encoder_features(checkpoint: str | Path, manifest: str | Path, layer: int, device: str = "cpu",
+                     batch_frames: int = 2000) -> list[np.ndarray]:
+    """(T, D) layer-``layer`` features (audio-visual, no masking) per utterance of ``manifest``."""
+    from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate
+    from avspeech.model.checkpoint import load_encoder
+
+    encoder = load_encoder(checkpoint).to(device).eval()
+    if not 1 <= layer <= encoder.cfg.layers:
+        raise ValueError(f"layer must be in 1..{encoder.cfg.layers}, got {layer}")
+    ds = AVDataset(manifest)
+    out: list[np.ndarray | None] = [None] * len(ds)
+    sampler = BucketBatchSampler([u.frames for u in ds.utterances], max(batch_frames, max(ds.lengths())),
+                                 shuffle=False)
+    for idx in tqdm(list(sampler), desc=f"layer {layer} features", unit="batch", dynamic_ncols=True):
+        batch = collate([ds[i] for i in idx])
+        feats = encoder(batch["lips"].to(device), batch["audio"].to(device), batch["lengths"].to(device),
+                        has_audio=batch["has_audio"].to(device), output_layer=layer)
+        for j, i in enumerate(idx):
+            out[i] = feats[j, : int(batch["lengths"][j])].float().cpu().numpy()
+    return out  # type: ignore[return-value]
+
+
+def fit_kmeans(features: Sequence[np.ndarray | None], k: int, fraction: float = 1.0, seed: int = 0,
+               max_frames: int = 1_000_000):
+    """MiniBatchKMeans on a sampled ``fraction`` of all frames (at most ``max_frames``)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    x = np.concatenate([f for f in features if f is not None and len(f)])
+    rng = np.random.default_rng(seed)
+    n = min(max(int(len(x) * fraction), k), len(x), max_frames)
+    sample = x[rng.choice(len(x), n, replace=False)] if n < len(x) else x
+    if len(sample) < k:
+        raise ValueError(f"only {len(sample)} frames to cluster into {k} clusters; use fewer clusters")
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=min(10000, len(sample)), n_init=3,
+                         max_iter=100)
+    km.fit(sample)
+    return km
+
+
+def assign(km, features: Sequence[np.ndarray | None], frames: Sequence[int]) -> list[np.ndarray]:
+    """Cluster ids per frame; -1 for frames without features (no audio)."""
+    out = []
+    for f, t in zip(features, frames):
+        lab = np.full(t, -1, dtype=np.int64)
+        if f is not None and len(f):
+            pred = km.predict(f.astype(np.float32))
+            lab[: min(t, len(pred))] = pred[:t]
+        out.append(lab)
+    return out
+
+
+# ---- phone labels of synthetic clips -------------------------------------------------------------------------
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
+def synthetic_phones(manifest: str | Path, utts: Sequence[Utterance]) -> list[np.ndarray] | None:
+    """Per utterance, the phone (stress marks stripped; "sil" between words) at each 25 Hz frame's centre,
+    when the manifest was made by ``avspeech preprocess`` from an ``avspeech synth`` corpus; else None."""
+    root = Path(manifest).parent
+    out = []
+    for u in utts:
+        clip, _, _ = u.id.partition("/")
+        rec_path = root / "clips" / f"{clip}.json"
+        if not rec_path.is_file():
+            return None
+        rec = json.loads(rec_path.read_text())
+        sidecar = Path(rec["source"]).with_suffix(".json")
+        if not sidecar.is_file():
+            return None
+        sc = json.loads(sidecar.read_text())
+        if "speakers" not in sc:
+            return None
+        track = next(t for t in rec["tracks"] if t["id"] == u.id)
+        tj = json.loads((root / track["json"]).read_text())
+        start, boxes = tj["start"], np.asarray(tj["boxes"], np.float64)
+        frames = np.arange(start, start + len(boxes))
+        best = max(sc["speakers"], key=lambda s: _iou(boxes, np.asarray(s["box"], np.float64)[frames]).mean())
+        times = (np.arange(start, start + u.frames) + 0.5) / sc["fps"]
+        lab = np.array(["sil"] * u.frames, dtype=object)
+        for p in best["phones"]:
+            name = p["phone"].lstrip("',%=")
+            if name.startswith("_"):
+                continue
+            lab[(times >= p["start"]) & (times < p["end"])] = name
+        out.append(lab)
+    return out
+
+
+def purity(clusters: Sequence[np.ndarray], phones: Sequence[np.ndarray]) -> dict[str, float]:
+    """Cluster purity (how much each cluster is one phone), phone purity (how much each phone is one cluster)
+    and phone-normalised mutual information, over frames with a cluster id."""
+    from sklearn.metrics import mutual_info_score
+    from sklearn.metrics.cluster import contingency_matrix
+
+    c = np.concatenate([np.asarray(x) for x in clusters])
+    p = np.concatenate([np.asarray(x) for x in phones])
+    keep = c >= 0
+    c, p = c[keep], p[keep].astype(str)
+    m = contingency_matrix(p, c)  # (phones, clusters)
+    n = m.sum()
+    probs = m.sum(1) / n
+    h_phone = float(-(probs * np.log(probs)).sum())
+    return {"cluster_purity": float(m.max(0).sum() / n), "phone_purity": float(m.max(1).sum() / n),
+            "pnmi": float(mutual_info_score(p, c) / h_phone) if h_phone > 0 else float("nan"),
+            "frames": int(n), "clusters_used": int((m.sum(0) > 0).sum()), "phones": int(len(probs))}
+
+
+def layer_default(num_layers: int) -> int:
+    """A middle-to-upper layer, as HuBERT/AV-HuBERT pick for the next iteration's targets."""
+    return max(1, (2 * num_layers + 2) // 3)
+

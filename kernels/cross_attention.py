@@ -1,0 +1,691 @@
+"""Fused cross-modal attention in Triton: audio attends to lips and lips attend to audio in one launch.
+
+Axes: B batch, H heads, La audio tokens, Lv lip tokens, Dh head dim; Lq / Lk the query / key stream of one
+direction. The function is that of :mod:`.reference` (read its docstring): per-sample lengths, an optional
+time window in seconds, an optional per-head distance bias ``-slopes[h] * |t_q - t_k|``.
+
+How the kernels work
+- Forward: one program per (query block, batch x head), both directions in one grid (program ids below
+  ``cdiv(La, BLOCK_M)`` are audio queries over lip keys, the rest lip queries over audio keys). Online softmax
+  in base 2 with fp32 accumulators. Key blocks outside the window or beyond the key length are never visited:
+  the visited range comes from per-query window bounds (``(2, Lq)`` int32, first and last key in the window,
+  computed once on the host side by :func:`.reference.window_bounds`, O(L) memory). Only the edge blocks of
+  that range are masked; interior blocks run without masks. Stores the log-sum-exp per query (``+inf`` for a
+  query without a valid key or beyond its length, which makes every probability of that row 0 in backward).
+- Backward: a preprocess kernel (``delta = rowsum(dO * O)``), a dq kernel (per query block, also writes one
+  partial sum of the slope gradient per program) and a dk/dv kernel (per key block, loops over the query
+  blocks that see it, using the transposed window bounds). Each covers both directions in one launch; no
+  atomics, so gradients are deterministic.
+
+Layouts: q, k, v of one stream must share strides with unit stride on Dh (else they are made contiguous).
+Outputs and gradients are allocated as ``(B, L, H, Dh)`` memory seen as ``(B, H, L, Dh)``, so merging heads
+back to ``(B, L, H * Dh)`` is a free view.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .reference import check_inputs, cross_modal_attention_reference, window_bounds
+
+LOG2E = 1.4426950408889634
+
+# Whether the @triton.jit functions below were built for the interpreter (TRITON_INTERPRET=1 before import).
+INTERPRET = bool(triton.knobs.runtime.interpret)
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Allocation of every kernel output; tests replace it with a NaN fill so an unwritten element fails."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Triton kernels
+# ----------------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _load_rows(ptr, offs_l, stride_l, n_valid, offs_d, ROW_MASK: tl.constexpr, HEAD_DIM: tl.constexpr,
+               BLOCK_D: tl.constexpr):
+    """Load rows ``offs_l`` (x Dh) of one (batch, head) slice; rows >= n_valid read as 0 when ROW_MASK."""
+    ptrs = ptr + offs_l[:, None] * stride_l + offs_d[None, :]
+    if ROW_MASK:
+        if BLOCK_D == HEAD_DIM:
+            x = tl.load(ptrs, mask=(offs_l < n_valid)[:, None], other=0.0)
+        else:
+            x = tl.load(ptrs, mask=(offs_l < n_valid)[:, None] & (offs_d < HEAD_DIM)[None, :], other=0.0)
+    else:
+        if BLOCK_D == HEAD_DIM:
+            x = tl.load(ptrs)
+        else:
+            x = tl.load(ptrs, mask=(offs_d < HEAD_DIM)[None, :], other=0.0)
+    return x
+
+
+@triton.jit
+def _store_rows(ptr, x, offs_l, stride_l, n_rows, offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Store ``x`` (BLOCK, BLOCK_D) into rows ``offs_l < n_rows`` of one (batch, head) slice."""
+    ptrs = ptr + offs_l[:, None] * stride_l + offs_d[None, :]
+    tl.store(ptrs, x, mask=(offs_l < n_rows)[:, None] & (offs_d < HEAD_DIM)[None, :])
+
+
+@triton.jit
+def _visit_range(Win, start, n_q, Lq, len_k, BLOCK: tl.constexpr, HAS_WINDOW: tl.constexpr):
+    """Keys to visit for queries ``[start, start + BLOCK)``: ``[lo, hi)`` all visited, ``[full_lo, full_hi)``
+    valid for every query of the block below ``len_q`` (no mask needed there).
+
+    ``Win`` holds ``(2, Lq)`` int32: first and last key in the window per query (non-decreasing).
+    Works the same for the transposed problem (keys of a block -> queries that see them).
+    """
+    if HAS_WINDOW:
+        last = tl.maximum(tl.minimum(start + BLOCK, n_q) - 1, start)  # last query of the block below len_q
+        lo = tl.load(Win + start)
+        hi = tl.load(Win + Lq + last) + 1
+        full_lo = tl.load(Win + last)
+        full_hi = tl.load(Win + Lq + start) + 1
+    else:
+        lo = tl.full([], 0, tl.int32)
+        hi = len_k
+        full_lo = tl.full([], 0, tl.int32)
+        full_hi = len_k
+    hi = tl.where(start < n_q, tl.minimum(hi, len_k), 0)  # no query of the block is valid: visit nothing
+    full_hi = tl.where(start < n_q, tl.minimum(full_hi, len_k), 0)
+    return lo, hi, full_lo, full_hi
+
+
+@triton.jit
+def _block_starts(lo, hi, full_lo, full_hi, BLOCK_N: tl.constexpr):
+    """Split the visited keys into masked head ``[a, f0)``, unmasked body ``[f0, f1)``, masked tail ``[f1, hi)``.
+
+    Block starts are multiples of BLOCK_N; the body holds only blocks entirely inside ``[full_lo, full_hi)``.
+    """
+    a = (lo // BLOCK_N) * BLOCK_N
+    f0 = tl.maximum(tl.cdiv(full_lo, BLOCK_N) * BLOCK_N, a)
+    f1 = tl.maximum((full_hi // BLOCK_N) * BLOCK_N, f0)
+    return a, tl.minimum(f0, hi), f0, f1
+
+
+@triton.jit
+def _scores(q, k, offs_m, offs_n, row_lo, row_hi, len_k, qk_scale, slope2, rate_q, rate_k,
+            MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Base-2 logits of a (BLOCK_M, BLOCK_N) tile; -inf where masked. Also returns ``|i*rate_k - j*rate_q|``
+    (the time distance times ``rate_q * rate_k``, exact for integer rates) when HAS_BIAS, else 0."""
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # (BLOCK_M, BLOCK_N)
+    dist = 0.0
+    if HAS_BIAS:
+        dist = tl.abs(offs_m.to(tl.float32)[:, None] * rate_k - offs_n.to(tl.float32)[None, :] * rate_q)
+        s = s - slope2 * dist
+    if MASKED:
+        valid = (offs_n < len_k)[None, :]
+        if HAS_WINDOW:
+            valid = valid & (offs_n[None, :] >= row_lo[:, None]) & (offs_n[None, :] <= row_hi[:, None])
+        s = tl.where(valid, s, float("-inf"))
+    return s, dist
+
+
+@triton.jit
+def _fwd_inner(acc, l_i, m_i, q, K, stride_kl, V, start, end, offs_m, row_lo, row_hi, len_k, qk_scale, slope2,
+               rate_q, rate_k, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr,
+               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Online softmax over the key blocks starting in ``[start, end)``."""
+    offs_d = tl.arange(0, BLOCK_D)
+    for start_n in tl.range(start, end, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = _load_rows(K, offs_n, stride_kl, len_k, offs_d, MASKED, HEAD_DIM, BLOCK_D)  # (BLOCK_N, BLOCK_D)
+        v = _load_rows(V, offs_n, stride_kl, len_k, offs_d, MASKED, HEAD_DIM, BLOCK_D)
+        s, dist = _scores(q, k, offs_m, offs_n, row_lo, row_hi, len_k, qk_scale, slope2, rate_q, rate_k,
+                          MASKED, HAS_WINDOW, HAS_BIAS, DOT_PREC)
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row with no valid key yet: p = 0, not NaN
+        p = tl.math.exp2(s - m_sub[:, None])
+        alpha = tl.math.exp2(m_i - m_sub)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PREC)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _fwd_block(O, stride_ol, Lse, Q, stride_ql, K, V, stride_kl, Win, pid_m, Lq, Lk, len_q, len_k, qk_scale, slope2,
+               rate_q, rate_k, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr,
+               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    """One query block of one direction; pointers are already at this (batch, head)."""
+    start_m = pid_m * BLOCK_M
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    q = _load_rows(Q, offs_m, stride_ql, len_q, offs_d, True, HEAD_DIM, BLOCK_D)  # (BLOCK_M, BLOCK_D)
+    lo, hi, full_lo, full_hi = _visit_range(Win, start_m, len_q, Lq, len_k, BLOCK_M, HAS_WINDOW)
+    if HAS_WINDOW:
+        row_lo = tl.load(Win + offs_m, mask=offs_m < Lq, other=0)
+        row_hi = tl.load(Win + Lq + offs_m, mask=offs_m < Lq, other=-1)
+    else:
+        row_lo = offs_m
+        row_hi = offs_m
+    a, a_end, f0, f1 = _block_starts(lo, hi, full_lo, full_hi, BLOCK_N)
+
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, K, stride_kl, V, a, a_end, offs_m, row_lo, row_hi, len_k,
+                               qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_N,
+                               BLOCK_D, DOT_PREC)
+    acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, K, stride_kl, V, f0, f1, offs_m, row_lo, row_hi, len_k,
+                               qk_scale, slope2, rate_q, rate_k, False, HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_N,
+                               BLOCK_D, DOT_PREC)
+    acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, K, stride_kl, V, f1, hi, offs_m, row_lo, row_hi, len_k,
+                               qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_N,
+                               BLOCK_D, DOT_PREC)
+
+    ok = (offs_m < len_q) & (l_i > 0.0)  # valid query with at least one valid key
+    l_safe = tl.where(ok, l_i, 1.0)
+    out = tl.where(ok[:, None], acc / l_safe[:, None], 0.0)
+    lse = tl.where(ok, m_i + tl.math.log2(l_safe), float("inf"))
+    _store_rows(O, out.to(O.dtype.element_ty), offs_m, stride_ol, Lq, offs_d, HEAD_DIM, BLOCK_D)
+    tl.store(Lse + offs_m, lse, mask=offs_m < Lq)
+
+
+@triton.jit
+def _cross_attn_fwd_kernel(
+    O_a, O_v, Lse_a, Lse_v,  # outputs: (B, H, L, Dh) with strides below; lse (B, H, L) contiguous fp32
+    Q_a, K_a, V_a, Q_v, K_v, V_v,  # inputs: (B, H, L, Dh); q, k, v of a stream share strides, unit on Dh
+    Len_a, Len_v, Slopes, Win_a, Win_v,  # (B,) int, (H,) fp32, (2, La) / (2, Lv) int32 window bounds
+    so_ab, so_ah, so_al, so_vb, so_vh, so_vl,  # output strides (batch, head, token) of each stream
+    s_ab, s_ah, s_al, s_vb, s_vh, s_vl,  # input strides
+    H, La, Lv, qk_scale, rate_a, rate_v, bias_scale,
+    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    len_a = tl.minimum(tl.maximum(tl.load(Len_a + b).to(tl.int32), 0), La)
+    len_v = tl.minimum(tl.maximum(tl.load(Len_v + b).to(tl.int32), 0), Lv)
+    slope2 = 0.0
+    if HAS_BIAS:  # base-2 slope per unit of |i*rate_k - j*rate_q|
+        slope2 = tl.load(Slopes + h) * bias_scale
+    n_blocks_a = tl.cdiv(La, BLOCK_M)
+    if pid < n_blocks_a:  # audio queries attend to lip keys
+        _fwd_block(O_a + b * so_ab + h * so_ah, so_al, Lse_a + pid_bh * La,
+                   Q_a + b * s_ab + h * s_ah, s_al, K_v + b * s_vb + h * s_vh, V_v + b * s_vb + h * s_vh, s_vl,
+                   Win_a, pid, La, Lv, len_a, len_v, qk_scale, slope2, rate_a, rate_v,
+                   HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+    else:  # lip queries attend to audio keys
+        _fwd_block(O_v + b * so_vb + h * so_vh, so_vl, Lse_v + pid_bh * Lv,
+                   Q_v + b * s_vb + h * s_vh, s_vl, K_a + b * s_ab + h * s_ah, V_a + b * s_ab + h * s_ah, s_al,
+                   Win_v, pid - n_blocks_a, Lv, La, len_v, len_a, qk_scale, slope2, rate_v, rate_a,
+                   HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+
+
+@triton.jit
+def _bwd_delta_block(Delta, O, dO, stride_ol, pid_m, Lq, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+                     BLOCK_D: tl.constexpr):
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    o = _load_rows(O, offs_m, stride_ol, Lq, offs_d, True, HEAD_DIM, BLOCK_D).to(tl.float32)
+    do = _load_rows(dO, offs_m, stride_ol, Lq, offs_d, True, HEAD_DIM, BLOCK_D).to(tl.float32)
+    tl.store(Delta + offs_m, tl.sum(o * do, 1), mask=offs_m < Lq)
+
+
+@triton.jit
+def _cross_attn_bwd_delta_kernel(
+    Delta_a, Delta_v,  # outputs: (B, H, L) contiguous fp32, rowsum(dO * O)
+    O_a, O_v, dO_a, dO_v,  # inputs: (B, H, L, Dh), dO in the layout of O
+    so_ab, so_ah, so_al, so_vb, so_vh, so_vl,
+    H, La, Lv,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    n_blocks_a = tl.cdiv(La, BLOCK_M)
+    if pid < n_blocks_a:
+        _bwd_delta_block(Delta_a + pid_bh * La, O_a + b * so_ab + h * so_ah, dO_a + b * so_ab + h * so_ah, so_al,
+                         pid, La, HEAD_DIM, BLOCK_M, BLOCK_D)
+    else:
+        _bwd_delta_block(Delta_v + pid_bh * Lv, O_v + b * so_vb + h * so_vh, dO_v + b * so_vb + h * so_vh, so_vl,
+                         pid - n_blocks_a, Lv, HEAD_DIM, BLOCK_M, BLOCK_D)
+
+
+@triton.jit
+def _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, start, end, offs_m, row_lo, row_hi, len_k,
+                  qk_scale, slope2, rate_q, rate_k, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr,
+                  HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                  DOT_PREC: tl.constexpr):
+    offs_d = tl.arange(0, BLOCK_D)
+    for start_n in tl.range(start, end, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = _load_rows(K, offs_n, stride_kl, len_k, offs_d, MASKED, HEAD_DIM, BLOCK_D)  # (BLOCK_N, BLOCK_D)
+        v = _load_rows(V, offs_n, stride_kl, len_k, offs_d, MASKED, HEAD_DIM, BLOCK_D)
+        s, dist = _scores(q, k, offs_m, offs_n, row_lo, row_hi, len_k, qk_scale, slope2, rate_q, rate_k,
+                          MASKED, HAS_WINDOW, HAS_BIAS, DOT_PREC)
+        p = tl.math.exp2(s - lse[:, None])  # (BLOCK_M, BLOCK_N); 0 on rows with lse = +inf
+        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
+        ds = p * (dp - delta[:, None])  # d loss / d logit (natural units)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PREC)
+        if HAS_BIAS:  # sum_j ds * dist, with delta recomputed from P and dP (see _bwd_dq_block)
+            p_dp = p * dp
+            pdp_dist += tl.sum(p_dp * dist, 1)
+            p_dist += tl.sum(p * dist, 1)
+            pdp += tl.sum(p_dp, 1)
+    return dq, pdp_dist, p_dist, pdp
+
+
+@triton.jit
+def _bwd_dq_block(dQ, stride_ol, dSlope, Q, stride_ql, K, V, stride_kl, dO, Lse, Delta, Win, pid_m, Lq, Lk, len_q, len_k,
+                  qk_scale, sm_scale, slope2, rate_q, rate_k, dslope_scale, HAS_WINDOW: tl.constexpr,
+                  HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    start_m = pid_m * BLOCK_M
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    q = _load_rows(Q, offs_m, stride_ql, len_q, offs_d, True, HEAD_DIM, BLOCK_D)
+    do = _load_rows(dO, offs_m, stride_ol, len_q, offs_d, True, HEAD_DIM, BLOCK_D)
+    lse = tl.load(Lse + offs_m, mask=offs_m < Lq, other=float("inf"))
+    delta = tl.load(Delta + offs_m, mask=offs_m < Lq, other=0.0)
+    lo, hi, full_lo, full_hi = _visit_range(Win, start_m, len_q, Lq, len_k, BLOCK_M, HAS_WINDOW)
+    if HAS_WINDOW:
+        row_lo = tl.load(Win + offs_m, mask=offs_m < Lq, other=0)
+        row_hi = tl.load(Win + Lq + offs_m, mask=offs_m < Lq, other=-1)
+    else:
+        row_lo = offs_m
+        row_hi = offs_m
+    a, a_end, f0, f1 = _block_starts(lo, hi, full_lo, full_hi, BLOCK_N)
+
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    pdp_dist = tl.zeros([BLOCK_M], dtype=tl.float32)  # sum_j P dP dist
+    p_dist = tl.zeros([BLOCK_M], dtype=tl.float32)  # sum_j P dist
+    pdp = tl.zeros([BLOCK_M], dtype=tl.float32)  # sum_j P dP
+    dq, pdp_dist, p_dist, pdp = _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, a, a_end, offs_m, row_lo, row_hi,
+                                len_k, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS, HEAD_DIM,
+                                BLOCK_N, BLOCK_D, DOT_PREC)
+    dq, pdp_dist, p_dist, pdp = _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, f0, f1, offs_m, row_lo, row_hi,
+                                len_k, qk_scale, slope2, rate_q, rate_k, False, HAS_WINDOW, HAS_BIAS, HEAD_DIM,
+                                BLOCK_N, BLOCK_D, DOT_PREC)
+    dq, pdp_dist, p_dist, pdp = _bwd_dq_inner(dq, pdp_dist, p_dist, pdp, q, do, lse, delta, K, V, stride_kl, f1, hi, offs_m, row_lo, row_hi,
+                                len_k, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS, HEAD_DIM,
+                                BLOCK_N, BLOCK_D, DOT_PREC)
+    _store_rows(dQ, (dq * sm_scale).to(dQ.dtype.element_ty), offs_m, stride_ol, Lq, offs_d, HEAD_DIM, BLOCK_D)
+    if HAS_BIAS:
+        # d loss / d slope = sum_ij dS_ij * (d logit / d slope = -|t_q - t_k| = dist * dslope_scale), with
+        # sum_j dS_ij dist_ij = sum_j P dP dist - delta_i sum_j P dist. Here delta_i = sum_j P dP rather than
+        # rowsum(dO * O): O was rounded to the output dtype, and the terms cancel (sum_j dS_ij = 0), so that
+        # rounding would dominate the slope gradient in fp16/bf16.
+        ds_dist = pdp_dist - pdp * p_dist
+        tl.store(dSlope, tl.sum(ds_dist, 0) * dslope_scale)
+
+
+@triton.jit
+def _cross_attn_bwd_dq_kernel(
+    dQ_a, dQ_v, dSlope,  # outputs: dq (B, H, L, Dh) in the output layout; dSlope (B, H, n_programs) fp32
+    Q_a, K_a, V_a, Q_v, K_v, V_v, dO_a, dO_v, Lse_a, Lse_v, Delta_a, Delta_v,  # inputs
+    Len_a, Len_v, Slopes, Win_a, Win_v,
+    so_ab, so_ah, so_al, so_vb, so_vh, so_vl,  # output strides (also of dO)
+    s_ab, s_ah, s_al, s_vb, s_vh, s_vl,  # input strides
+    H, La, Lv, qk_scale, sm_scale, rate_a, rate_v, bias_scale, dslope_scale,
+    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    len_a = tl.minimum(tl.maximum(tl.load(Len_a + b).to(tl.int32), 0), La)
+    len_v = tl.minimum(tl.maximum(tl.load(Len_v + b).to(tl.int32), 0), Lv)
+    slope2 = 0.0
+    if HAS_BIAS:
+        slope2 = tl.load(Slopes + h) * bias_scale
+    n_blocks_a = tl.cdiv(La, BLOCK_M)
+    dslope = dSlope + pid_bh * tl.num_programs(0) + pid
+    if pid < n_blocks_a:
+        _bwd_dq_block(dQ_a + b * so_ab + h * so_ah, so_al, dslope, Q_a + b * s_ab + h * s_ah, s_al,
+                      K_v + b * s_vb + h * s_vh, V_v + b * s_vb + h * s_vh, s_vl, dO_a + b * so_ab + h * so_ah,
+                      Lse_a + pid_bh * La, Delta_a + pid_bh * La, Win_a, pid, La, Lv, len_a, len_v, qk_scale,
+                      sm_scale, slope2, rate_a, rate_v, dslope_scale,
+                      HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+    else:
+        _bwd_dq_block(dQ_v + b * so_vb + h * so_vh, so_vl, dslope, Q_v + b * s_vb + h * s_vh, s_vl,
+                      K_a + b * s_ab + h * s_ah, V_a + b * s_ab + h * s_ah, s_al, dO_v + b * so_vb + h * so_vh,
+                      Lse_v + pid_bh * Lv, Delta_v + pid_bh * Lv, Win_v, pid - n_blocks_a, Lv, La, len_v, len_a,
+                      qk_scale, sm_scale, slope2, rate_v, rate_a, dslope_scale,
+                      HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+
+
+@triton.jit
+def _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_ol, Lse, Delta, start, end, offs_n, col_lo, col_hi,
+                    len_q, qk_scale, slope2, rate_q, rate_k, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr,
+                    HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+                    DOT_PREC: tl.constexpr):
+    """Accumulate dk, dv of one key block over the query blocks starting in ``[start, end)``.
+
+    Works on transposed tiles (keys x queries); ``col_lo/col_hi`` are the first and last query that sees
+    each key. Rows of keys beyond their length are garbage here and zeroed by the caller.
+    """
+    offs_d = tl.arange(0, BLOCK_D)
+    for start_m in tl.range(start, end, BLOCK_M):
+        offs_m = start_m + tl.arange(0, BLOCK_M)
+        q = _load_rows(Q, offs_m, stride_ql, len_q, offs_d, MASKED, HEAD_DIM, BLOCK_D)  # (BLOCK_M, BLOCK_D)
+        do = _load_rows(dO, offs_m, stride_ol, len_q, offs_d, MASKED, HEAD_DIM, BLOCK_D)
+        if MASKED:
+            lse = tl.load(Lse + offs_m, mask=offs_m < len_q, other=float("inf"))
+            delta = tl.load(Delta + offs_m, mask=offs_m < len_q, other=0.0)
+        else:
+            lse = tl.load(Lse + offs_m)
+            delta = tl.load(Delta + offs_m)
+        # transposed scores: the roles of (queries, keys) in _scores are played by (keys, queries)
+        s_t, dist_t = _scores(k, q, offs_n, offs_m, col_lo, col_hi, len_q, qk_scale, slope2, rate_k, rate_q,
+                              MASKED, HAS_WINDOW, HAS_BIAS, DOT_PREC)  # (BLOCK_N, BLOCK_M)
+        p_t = tl.math.exp2(s_t - lse[None, :])
+        dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PREC)
+        dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PREC)
+    return dk, dv
+
+
+@triton.jit
+def _bwd_dkdv_block(dK, dV, stride_ol, K, V, stride_kl, Q, stride_ql, dO, stride_dol, Lse, Delta, WinT, pid_n,
+                    Lq, Lk, len_q, len_k, qk_scale, sm_scale, slope2, rate_q, rate_k,
+                    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    start_n = pid_n * BLOCK_N
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    k = _load_rows(K, offs_n, stride_kl, len_k, offs_d, True, HEAD_DIM, BLOCK_D)  # (BLOCK_N, BLOCK_D)
+    v = _load_rows(V, offs_n, stride_kl, len_k, offs_d, True, HEAD_DIM, BLOCK_D)
+    # queries that see the keys of this block (WinT: first and last query per key)
+    lo, hi, full_lo, full_hi = _visit_range(WinT, start_n, len_k, Lk, len_q, BLOCK_N, HAS_WINDOW)
+    if HAS_WINDOW:
+        col_lo = tl.load(WinT + offs_n, mask=offs_n < Lk, other=0)
+        col_hi = tl.load(WinT + Lk + offs_n, mask=offs_n < Lk, other=-1)
+    else:
+        col_lo = offs_n
+        col_hi = offs_n
+    a, a_end, f0, f1 = _block_starts(lo, hi, full_lo, full_hi, BLOCK_M)
+
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, a, a_end, offs_n, col_lo,
+                             col_hi, len_q, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS,
+                             HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
+    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, f0, f1, offs_n, col_lo,
+                             col_hi, len_q, qk_scale, slope2, rate_q, rate_k, False, HAS_WINDOW, HAS_BIAS,
+                             HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
+    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, f1, hi, offs_n, col_lo,
+                             col_hi, len_q, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS,
+                             HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
+    key_ok = (offs_n < len_k)[:, None]
+    dk = tl.where(key_ok, dk * sm_scale, 0.0)
+    dv = tl.where(key_ok, dv, 0.0)
+    _store_rows(dK, dk.to(dK.dtype.element_ty), offs_n, stride_ol, Lk, offs_d, HEAD_DIM, BLOCK_D)
+    _store_rows(dV, dv.to(dV.dtype.element_ty), offs_n, stride_ol, Lk, offs_d, HEAD_DIM, BLOCK_D)
+
+
+@triton.jit
+def _cross_attn_bwd_dkdv_kernel(
+    dK_a, dV_a, dK_v, dV_v,  # outputs: (B, H, L, Dh) in the output layout
+    Q_a, K_a, V_a, Q_v, K_v, V_v, dO_a, dO_v, Lse_a, Lse_v, Delta_a, Delta_v,  # inputs
+    Len_a, Len_v, Slopes, WinT_a, WinT_v,  # WinT_v: (2, Lv) first/last audio query per lip key; WinT_a likewise
+    so_ab, so_ah, so_al, so_vb, so_vh, so_vl,
+    s_ab, s_ah, s_al, s_vb, s_vh, s_vl,
+    H, La, Lv, qk_scale, sm_scale, rate_a, rate_v, bias_scale,
+    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    len_a = tl.minimum(tl.maximum(tl.load(Len_a + b).to(tl.int32), 0), La)
+    len_v = tl.minimum(tl.maximum(tl.load(Len_v + b).to(tl.int32), 0), Lv)
+    slope2 = 0.0
+    if HAS_BIAS:
+        slope2 = tl.load(Slopes + h) * bias_scale
+    n_blocks_v = tl.cdiv(Lv, BLOCK_N)
+    if pid < n_blocks_v:  # lip keys, seen by audio queries
+        _bwd_dkdv_block(dK_v + b * so_vb + h * so_vh, dV_v + b * so_vb + h * so_vh, so_vl,
+                        K_v + b * s_vb + h * s_vh, V_v + b * s_vb + h * s_vh, s_vl,
+                        Q_a + b * s_ab + h * s_ah, s_al, dO_a + b * so_ab + h * so_ah, so_al,
+                        Lse_a + pid_bh * La, Delta_a + pid_bh * La, WinT_v, pid, La, Lv, len_a, len_v,
+                        qk_scale, sm_scale, slope2, rate_a, rate_v,
+                        HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+    else:  # audio keys, seen by lip queries
+        _bwd_dkdv_block(dK_a + b * so_ab + h * so_ah, dV_a + b * so_ab + h * so_ah, so_al,
+                        K_a + b * s_ab + h * s_ah, V_a + b * s_ab + h * s_ah, s_al,
+                        Q_v + b * s_vb + h * s_vh, s_vl, dO_v + b * so_vb + h * so_vh, so_vl,
+                        Lse_v + pid_bh * Lv, Delta_v + pid_bh * Lv, WinT_a, pid - n_blocks_v, Lv, La, len_v,
+                        len_a, qk_scale, sm_scale, slope2, rate_v, rate_a,
+                        HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Launchers
+# ----------------------------------------------------------------------------------------------------------
+
+# Tile sizes, warps and pipeline stages per pass. The GPU table was chosen without a GPU, from what fused
+# attention kernels use on Hopper and from ptxas register reports of an sm_90 build of these kernels
+# (tests/test_cross_attention_compile.py): 4-warp tiles spilled registers, 8-warp tiles below do not for
+# 16-bit inputs with Dh <= 64 (the targeted case). Dh = 128 still spills ~100 bytes in dq and dk/dv, and fp32
+# (IEEE dots, a correctness path) spills in dk/dv; both are to be re-tuned on an H100/H200. The interpreter gets
+# 16 x 16 tiles, so small test shapes still cross several blocks.
+_INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), delta=(16, 1))
+
+
+def _gpu_config(head_dim: int, dtype: torch.dtype) -> dict[str, tuple[int, ...]]:
+    """``pass -> (BLOCK_M, BLOCK_N, num_warps, num_stages)`` on CUDA; delta -> (BLOCK_M, num_warps)."""
+    if dtype == torch.float32:
+        if head_dim <= 64:
+            return dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), delta=(64, 4))
+        return dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), delta=(64, 4))
+    if head_dim <= 64:
+        return dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(32, 128, 8, 3), delta=(128, 4))
+    return dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), delta=(128, 4))
+
+
+def _config(q: Tensor) -> dict[str, tuple[int, ...]]:
+    return _INTERPRET_CONFIG if q.device.type == "cpu" else _gpu_config(q.shape[-1], q.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds(Lq: int, Lk: int, rate_q: float, rate_k: float, window: float, device: torch.device) -> Tensor:
+    """Cached :func:`window_bounds` on ``device``: ``(2, Lq)`` int32."""
+    return window_bounds(Lq, Lk, rate_q, rate_k, window, device=device).contiguous()
+
+
+def _stream_layout(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """q, k, v sharing strides with unit stride on Dh (views of one projection already do)."""
+    if q.stride() == k.stride() == v.stride() and q.stride(-1) == 1:
+        return q, k, v
+    return q.contiguous(), k.contiguous(), v.contiguous()
+
+
+def _new_output(like: Tensor) -> Tensor:
+    """An output or gradient for ``like`` (B, H, L, Dh): ``(B, L, H, Dh)`` memory seen as (B, H, L, Dh)."""
+    B, H, L, Dh = like.shape
+    return _empty((B, L, H, Dh), like.dtype, like.device).permute(0, 2, 1, 3)
+
+
+def _as_output_layout(t: Tensor) -> Tensor:
+    """``t`` (B, H, L, Dh) in the output layout (upstream gradients arrive in any layout)."""
+    B, H, L, Dh = t.shape
+    if t.stride() == (L * H * Dh, Dh, H * Dh, 1):
+        return t
+    out = torch.empty((B, L, H, Dh), dtype=t.dtype, device=t.device).permute(0, 2, 1, 3)
+    return out.copy_(t)
+
+
+def _strides(t: Tensor) -> tuple[int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2)
+
+
+def _block_d(head_dim: int) -> int:
+    return max(16, triton.next_power_of_2(head_dim))
+
+
+def _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes, rate_a, rate_v, window, scale):
+    """Launch the forward kernel: returns ``out_a, out_v, lse_a, lse_v, win_a, win_v``."""
+    B, H, La, Dh = q_a.shape
+    Lv = q_v.shape[2]
+    cfg = _config(q_a)
+    block_m, block_n, warps, stages = cfg["fwd"]
+    out_a, out_v = _new_output(q_a), _new_output(q_v)
+    lse_a = _empty((B, H, La), torch.float32, q_a.device)
+    lse_v = _empty((B, H, Lv), torch.float32, q_a.device)
+    if window is None:
+        win_a = win_v = len_a  # never read
+    else:
+        win_a = _bounds(La, Lv, rate_a, rate_v, window, q_a.device)  # lip keys per audio query
+        win_v = _bounds(Lv, La, rate_v, rate_a, window, q_a.device)  # audio keys per lip query
+    grid = (triton.cdiv(La, block_m) + triton.cdiv(Lv, block_m), B * H)
+    _cross_attn_fwd_kernel[grid](
+        out_a, out_v, lse_a, lse_v,
+        q_a, k_a, v_a, q_v, k_v, v_v,
+        len_a, len_v, slopes if slopes is not None else len_a, win_a, win_v,
+        *_strides(out_a), *_strides(out_v), *_strides(q_a), *_strides(q_v),
+        H, La, Lv, scale * LOG2E, float(rate_a), float(rate_v), LOG2E / (rate_a * rate_v),
+        HAS_WINDOW=window is not None, HAS_BIAS=slopes is not None, HEAD_DIM=Dh, BLOCK_M=block_m,
+        BLOCK_N=block_n, BLOCK_D=_block_d(Dh), DOT_PREC=_dot_precision(q_a.dtype),
+        num_warps=warps, num_stages=stages,
+    )
+    return out_a, out_v, lse_a, lse_v, win_a, win_v
+
+
+def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v, slopes,
+              rate_a, rate_v, window, scale, win_a, win_v):
+    """Launch the three backward kernels: returns ``dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes``."""
+    B, H, La, Dh = q_a.shape
+    Lv = q_v.shape[2]
+    dev = q_a.device
+    cfg = _config(q_a)
+    do_a, do_v = _as_output_layout(do_a), _as_output_layout(do_v)
+    has_window, has_bias = window is not None, slopes is not None
+    common = dict(HEAD_DIM=Dh, BLOCK_D=_block_d(Dh))
+    strides = (*_strides(out_a), *_strides(out_v), *_strides(q_a), *_strides(q_v))
+    slopes_arg = slopes if has_bias else len_a
+    bias_scale = LOG2E / (rate_a * rate_v)
+
+    block, warps = cfg["delta"]
+    delta_a = _empty((B, H, La), torch.float32, dev)
+    delta_v = _empty((B, H, Lv), torch.float32, dev)
+    _cross_attn_bwd_delta_kernel[(triton.cdiv(La, block) + triton.cdiv(Lv, block), B * H)](
+        delta_a, delta_v, out_a, out_v, do_a, do_v, *_strides(out_a), *_strides(out_v), H, La, Lv,
+        BLOCK_M=block, num_warps=warps, **common)
+
+    block_m, block_n, warps, stages = cfg["dq"]
+    n_prog = triton.cdiv(La, block_m) + triton.cdiv(Lv, block_m)
+    dq_a, dq_v = _new_output(q_a), _new_output(q_v)
+    dslope_part = _empty((B, H, n_prog), torch.float32, dev) if has_bias else lse_a
+    _cross_attn_bwd_dq_kernel[(n_prog, B * H)](
+        dq_a, dq_v, dslope_part,
+        q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
+        len_a, len_v, slopes_arg, win_a, win_v, *strides,
+        H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale, -1.0 / (rate_a * rate_v),
+        HAS_WINDOW=has_window, HAS_BIAS=has_bias, BLOCK_M=block_m, BLOCK_N=block_n,
+        DOT_PREC=_dot_precision(q_a.dtype), num_warps=warps, num_stages=stages, **common)
+
+    block_m, block_n, warps, stages = cfg["dkdv"]
+    dk_a, dv_a, dk_v, dv_v = _new_output(q_a), _new_output(q_a), _new_output(q_v), _new_output(q_v)
+    # the window relation is symmetric: the lip queries of an audio key are the lip keys of that audio query
+    wint_a, wint_v = win_a, win_v
+    _cross_attn_bwd_dkdv_kernel[(triton.cdiv(Lv, block_n) + triton.cdiv(La, block_n), B * H)](
+        dk_a, dv_a, dk_v, dv_v,
+        q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
+        len_a, len_v, slopes_arg, wint_a, wint_v, *strides,
+        H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale,
+        HAS_WINDOW=has_window, HAS_BIAS=has_bias, BLOCK_M=block_m, BLOCK_N=block_n,
+        DOT_PREC=_dot_precision(q_a.dtype), num_warps=warps, num_stages=stages, **common)
+
+    dslopes = dslope_part.sum(dim=(0, 2)).to(slopes.dtype) if has_bias else None  # (H,)
+    return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    """fp32 inputs multiply in IEEE fp32 (tf32 would cost ~1e-3 relative error); 16-bit inputs are exact."""
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+class CrossModalAttentionFunction(torch.autograd.Function):
+    """Autograd of the fused kernel. Tensor arguments first; ``backward`` returns one None per other one."""
+
+    @staticmethod
+    def forward(ctx, q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor, v_v: Tensor,
+                len_a: Tensor, len_v: Tensor, slopes: Tensor | None, rate_a: float, rate_v: float,
+                window: float | None, scale: float) -> tuple[Tensor, Tensor]:
+        q_a, k_a, v_a = _stream_layout(q_a, k_a, v_a)
+        q_v, k_v, v_v = _stream_layout(q_v, k_v, v_v)
+        len_a, len_v = len_a.contiguous(), len_v.contiguous()
+        slopes_f = None if slopes is None else slopes.detach().to(torch.float32).contiguous()
+        out_a, out_v, lse_a, lse_v, win_a, win_v = _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v,
+                                                            slopes_f, rate_a, rate_v, window, scale)
+        ctx.save_for_backward(q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v,
+                              slopes_f if slopes_f is not None else len_a)
+        ctx.has_bias = slopes is not None
+        ctx.slopes_dtype = None if slopes is None else slopes.dtype
+        ctx.args = (rate_a, rate_v, window, scale, win_a, win_v)
+        return out_a, out_v
+
+    @staticmethod
+    def backward(ctx, do_a: Tensor, do_v: Tensor):
+        q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v, slopes = ctx.saved_tensors
+        rate_a, rate_v, window, scale, win_a, win_v = ctx.args
+        dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes = _backward(
+            do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v,
+            slopes if ctx.has_bias else None, rate_a, rate_v, window, scale, win_a, win_v)
+        if dslopes is not None:
+            dslopes = dslopes.to(ctx.slopes_dtype)
+        return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, None, None, dslopes, None, None, None, None
+
+
+def _check_scalars(rate_a: float, rate_v: float, window: float | None) -> None:
+    if not (rate_a > 0 and rate_v > 0):
+        raise ValueError(f"rates must be positive (Hz); got rate_a={rate_a}, rate_v={rate_v}")
+    if window is not None and not window >= 0:
+        raise ValueError(f"window must be None or >= 0 seconds; got {window}")
+
+
+def uses_triton(t: Tensor) -> bool:
+    """Whether :func:`cross_modal_attention` runs the Triton kernels for inputs like ``t``.
+
+    ``AVSPEECH_ATTENTION=reference`` in the environment forces the PyTorch reference (read at every call)."""
+    if os.environ.get("AVSPEECH_ATTENTION", "auto") == "reference":
+        return False
+    if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    return (t.is_cuda and not INTERPRET) or (t.device.type == "cpu" and INTERPRET)
+
+
+def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor, v_v: Tensor,
+                          len_a: Tensor, len_v: Tensor, *, rate_a: float = 25.0, rate_v: float = 25.0,
+                          window: float | None = None, slopes: Tensor | None = None,
+                          scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """Cross-modal attention in both directions (see :func:`cross_modal_attention_reference`).
+
+    CUDA tensors run the fused Triton kernels, so do CPU tensors when ``TRITON_INTERPRET=1`` was set before
+    ``triton`` was imported; anything else (CPU, float64) runs the PyTorch reference. Same arguments, same
+    results, differentiable in q, k, v of both streams and in ``slopes``.
+
+    Returns ``out_a (B, H, La, Dh)`` and ``out_v (B, H, Lv, Dh)``.
+    """
+    check_inputs(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes)
+    _check_scalars(rate_a, rate_v, window)
+    kw = dict(rate_a=float(rate_a), rate_v=float(rate_v), window=None if window is None else float(window))
+    if not uses_triton(q_a):
+        return cross_modal_attention_reference(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes=slopes,
+                                               scale=scale, **kw)
+    if q_a.shape[-1] > 256:
+        raise ValueError(f"the Triton kernel supports head dims up to 256; got {q_a.shape[-1]}")
+    devices = {t.device for t in (q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v)}
+    if slopes is not None:
+        devices.add(slopes.device)
+    if len(devices) != 1:
+        raise ValueError(f"all tensors must be on one device; got {sorted(map(str, devices))}")
+    scale = 1.0 / math.sqrt(q_a.shape[-1]) if scale is None else float(scale)
+    return CrossModalAttentionFunction.apply(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes,
+                                             kw["rate_a"], kw["rate_v"], kw["window"], scale)
