@@ -55,6 +55,16 @@ def test_roi_centred_on_mouth_with_mean_face_scale():
     np.testing.assert_allclose(eyes[1] - eyes[0], [100, 0], atol=1e-6)
 
 
+def test_roi_centre_follows_the_current_mouth():
+    # Head still, mouth centre jumping from frame to frame: smoothing must not make the ROI centre lag.
+    m = _sim(0.8, 0.1, 200, 50)
+    mouths = [(128, 168), (128, 180), (131, 162), (128, 175), (126, 168)] * 3
+    lm = np.stack([_face_landmarks(m, mo) for mo in mouths])
+    tf = roi_transforms(lm, smooth_window=12, roi_size=96)
+    for i, mo in enumerate(mouths):
+        np.testing.assert_allclose(apply(tf[i], apply(m, np.array(mo, float))), [48, 48], atol=1e-6)
+
+
 def test_crop_rois_samples_the_right_pixels():
     frame = np.zeros((200, 300, 3), np.uint8)
     frame[118:123, 178:183] = 255  # a white dot at (180, 120)
