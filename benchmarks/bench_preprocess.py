@@ -102,9 +102,9 @@ def plot(rows: list[dict], path: Path) -> None:
     split = [r for r in rows if r["workers"] == "split"]
     for i, r in enumerate(split):
         left = 0.0
-        for s in STAGES:
+        for k, s in enumerate(STAGES):
             v = float(r[f"{s}_ms_per_frame"])
-            a.barh(i, v, left=left, label=s if i == 0 else None)
+            a.barh(i, v, left=left, color=f"C{k}", label=s if i == 0 else None)  # one colour per stage
             left += v
         a.text(left, i, f" {float(r['frames_per_s']):.0f} frames/s", va="center")
     a.set_yticks(range(len(split)), [f"{r['faces']} face(s)" for r in split])
