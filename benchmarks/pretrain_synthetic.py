@@ -155,7 +155,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pretrain_synthetic.json").write_text(json.dumps(res, indent=1) + "\n")
-    md = [f"# Pretraining on the synthetic corpus (tiny model, CPU)", "", f"`{res['command']}`", "",
+    md = ["# Pretraining on the synthetic corpus (tiny model, CPU)", "", f"`{res['command']}`", "",
           "| measure | value |", "|---|---|",
           f"| held-out masked accuracy (AV) | {acc:.3f} |", f"| majority-cluster rate | {majority:.3f} |",
           f"| phone probe (audio + lips), pretrained | {probe_pre:.3f} |",

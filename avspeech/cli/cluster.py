@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 HELP = "make k-means cluster targets (MFCC, or a checkpoint's layer features) for pretraining"

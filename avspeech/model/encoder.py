@@ -101,11 +101,8 @@ class AVEncoder(nn.Module):
         """Per-stream features (B, T, D) each; an absent modality (None, or False in ``has_*``) is zeros."""
         if lips is None and audio is None:
             raise ValueError("need lips, audio or both")
-        b, t = lengths.shape[0], int(lengths.max()) if lengths.numel() else 0
-        if audio is not None:
-            t = audio.shape[1]
-        elif lips is not None:
-            t = lips.shape[2]
+        b = lengths.shape[0]
+        t = audio.shape[1] if audio is not None else lips.shape[2]
         ref = self.audio_frontend.proj.weight
         xa = self.audio_frontend(audio) if audio is not None else ref.new_zeros(b, t, self.cfg.dim)
         xv = self.lip_frontend(lips) if lips is not None else ref.new_zeros(b, t, self.cfg.dim)

@@ -23,6 +23,7 @@ import math
 import os
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from avspeech.data.dataset import AVDataset, collate
+from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate
 from avspeech.data.manifest import read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
 from avspeech.model.checkpoint import load_into, load_state, load_weights, save_checkpoint
-from avspeech.model.config import EncoderConfig, preset
+from avspeech.model.config import preset
 from avspeech.model.encoder import AVEncoder
 from avspeech.pretrain.masking import MaskConfig
 from avspeech.pretrain.objective import MaskedPredictionModel, accuracies
@@ -165,8 +166,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise InputError(f"{len(missing)} files named in the manifest are missing, e.g. {missing[:3]}", cfg.manifest)
     k = num_clusters(cfg.labels, cfg.manifest)
     ds = AVDataset(cfg.manifest, cfg.labels, train=True, max_frames=cfg.max_frames, seed=cfg.seed)
-    from avspeech.data.dataset import BucketBatchSampler
-
     all_batches = BucketBatchSampler(ds.lengths(), max(cfg.batch_frames, cfg.max_frames), seed=cfg.seed)
     group = cfg.grad_accum * world
     per_epoch = len(all_batches.batches()) // group
@@ -253,7 +252,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     g_index = epoch * per_epoch * group + s * group + a * world + rank
                     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + g_index)
                     sync = a == cfg.grad_accum - 1 or world == 1
-                    ctx = ddp.no_sync() if (world > 1 and not sync) else _null()
+                    ctx = ddp.no_sync() if (world > 1 and not sync) else nullcontext()
                     with ctx, autocast:
                         res = ddp(batch["lips"].to(device), batch["audio"].to(device), batch["lengths"].to(device),
                                   batch["targets"].to(device), gen)
@@ -313,10 +312,3 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ck = latest_checkpoint(out) if is_main else None
     return {"step": step, "stopped": stopped, "last": last, "checkpoint": str(ck) if ck else None}
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -64,9 +64,9 @@ class SynthConfig:
         if not self.voices or not self.faces:
             raise InputError("at least one voice and one face source are needed")
         # K faces side by side: each needs a column wide enough for the smallest face we render
-        need = self.speakers * self.min_face_height * 1.0
-        if need > self.width or self.min_face_height > self.max_face_height * self.height:
-            fit = int(self.width // (self.min_face_height * 1.0))
+        if self.speakers * self.min_face_height > self.width or \
+                self.min_face_height > self.max_face_height * self.height:
+            fit = self.width // self.min_face_height
             raise InputError(f"{self.speakers} faces do not fit in a {self.width}x{self.height} frame: each needs "
                              f"a column of about {self.min_face_height} px; at most {fit} fit (use a larger "
                              "--width or fewer --speakers)")
@@ -234,15 +234,16 @@ def render_clip(config: SynthConfig, index: int) -> dict[str, Any]:
         shades.append(rng.uniform(0.75, 1.2))
     drift = rng.uniform(-0.08, 0.08)  # slow global brightness change over the clip
     tracks = [mouth_track(spk.phones, times) for spk in speakers]
+    face_heights = [np.ptp(spk.face.oval[:, 1]) for spk in speakers]  # constant per face: not per frame
     frames = np.empty((n_frames, config.height, config.width, 3), np.uint8)
     per_face: list[dict[str, list]] = [{"box": [], "mouth": [], "mouth_width": []} for _ in speakers]
     oval_idx, lip_idx = oval_indices(), lip_indices()
     for f in range(n_frames):
         frame = bg * (1 + drift * f / max(n_frames - 1, 1))
-        for spk, base, motion, shade, (opening, rounding) in zip(speakers, poses, motions, shades, tracks):
+        for spk, base, motion, shade, face_h, (opening, rounding) in zip(speakers, poses, motions, shades,
+                                                                          face_heights, tracks):
             asset = spk.face
-            img, lm = render_mouth(asset, opening[f], rounding[f], shade=1.0)
-            face_h = asset.oval[:, 1].max() - asset.oval[:, 1].min()
+            img, lm = render_mouth(asset, opening[f], rounding[f])
             m = _affine(asset, *_pose_at(base, motion, times[f], face_h))
             _composite(frame, img, asset.alpha, m, shade)
             pts = lm @ m[:, :2].T + m[:, 2]

@@ -242,8 +242,7 @@ class _MouthMap:
         return u, d_out + self.curve * us**2
 
 
-def render_mouth(asset: FaceAsset, opening: float, rounding: float = 0.0,
-                 shade: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def render_mouth(asset: FaceAsset, opening: float, rounding: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The asset's image with the mouth set to ``opening`` and ``rounding`` (each in [0, 1]), and its
     468 landmarks moved accordingly. Only a box around the mouth and chin is recomputed."""
     mm = _MouthMap(asset, opening, rounding)
@@ -281,8 +280,8 @@ def render_mouth(asset: FaceAsset, opening: float, rounding: float = 0.0,
     inside = ~np.isnan(cavity)
     if inside.any():
         q = np.nan_to_num(cavity, nan=0.0)
-        teeth = np.array([205, 195, 180], np.float32) * shade
-        dark = np.array([70, 22, 28], np.float32) * shade
+        teeth = np.array([205, 195, 180], np.float32)
+        dark = np.array([70, 22, 28], np.float32)
         colour = np.where((q < mm.teeth)[..., None], teeth, dark)
         # soften the lip edges over about one pixel
         gap = np.maximum(mm.drop + mm.lift, 1e-6) * mm.lens(us)
