@@ -53,7 +53,7 @@ setup(
     packages=packages + kernel_packages,
     package_dir={"avspeech.kernels" + p[len("avspeech.kernels"):]: p[len("avspeech."):].replace(".", "/")
                  for p in kernel_packages},
-    package_data={"avspeech": ["assets/*"]},
+    package_data={"avspeech": ["assets/*", "pretrained/*/*"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
