@@ -55,11 +55,16 @@ def test_labels_match_manifest(data):
 
 
 def test_cluster_purity_closed_form():
-    clusters = [np.array([0, 0, 1, 1, 1, -1])]
-    phones = [np.array(["a", "a", "a", "b", "b", "b"])]
+    # HuBERT's definitions. Clusters {0: a a b b}, {1: c c}: the dominant phone of each cluster covers 2 + 2 of
+    # 6 frames (phone purity 4/6); phones a -> {0 0}, b -> {0 0}, c -> {1 1}: each phone sits in one cluster
+    # (cluster purity 1). The frame with cluster id -1 is left out.
+    clusters = [np.array([0, 0, 0, 0, 1, 1, -1])]
+    phones = [np.array(["a", "a", "b", "b", "c", "c", "c"])]
     res = cl.purity(clusters, phones)
-    # clusters {0: a a}, {1: a b b}: purity (2 + 2) / 5; phones {a: 0 0 1}, {b: 1 1}: (2 + 2) / 5
-    assert res["cluster_purity"] == pytest.approx(0.8) and res["phone_purity"] == pytest.approx(0.8)
+    assert res["phone_purity"] == pytest.approx(4 / 6) and res["cluster_purity"] == pytest.approx(1.0)
+    assert res["frames"] == 6 and res["clusters_used"] == 2 and res["phones"] == 3
+    # PNMI: I(y; z) / H(y) with H(y) = log 3 and I = H(y) - H(y|z) = log 3 - (4/6) log 2
+    assert res["pnmi"] == pytest.approx((np.log(3) - 4 / 6 * np.log(2)) / np.log(3))
     assert cl.purity([np.array([0, 0, 1, 1])], [np.array(["a", "a", "b", "b"])])["pnmi"] == pytest.approx(1.0)
 
 

@@ -138,8 +138,10 @@ def synthetic_phones(manifest: str | Path, utts: Sequence[Utterance]) -> list[np
 
 
 def purity(clusters: Sequence[np.ndarray], phones: Sequence[np.ndarray]) -> dict[str, float]:
-    """Cluster purity (how much each cluster is one phone), phone purity (how much each phone is one cluster)
-    and phone-normalised mutual information, over frames with a cluster id."""
+    """HuBERT's measures of cluster quality (Hsu et al. 2021, sec. "Clustering quality"), over frames with a
+    cluster id: phone purity E_z[max_y p(y|z)] (how much each cluster is one phone), cluster purity
+    E_y[max_z p(z|y)] (how much each phone falls in one cluster) and phone-normalised mutual information
+    I(y; z) / H(y)."""
     from sklearn.metrics import mutual_info_score
     from sklearn.metrics.cluster import contingency_matrix
 
@@ -151,7 +153,7 @@ def purity(clusters: Sequence[np.ndarray], phones: Sequence[np.ndarray]) -> dict
     n = m.sum()
     probs = m.sum(1) / n
     h_phone = float(-(probs * np.log(probs)).sum())
-    return {"cluster_purity": float(m.max(0).sum() / n), "phone_purity": float(m.max(1).sum() / n),
+    return {"phone_purity": float(m.max(0).sum() / n), "cluster_purity": float(m.max(1).sum() / n),
             "pnmi": float(mutual_info_score(p, c) / h_phone) if h_phone > 0 else float("nan"),
             "frames": int(n), "clusters_used": int((m.sum(0) > 0).sum()), "phones": int(len(probs))}
 
