@@ -72,86 +72,89 @@ def probe(train_x, train_y, test_x, test_y, seed=0):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="bench_pretrain_work", help="scratch folder (resumable)")
-    p.add_argument("--clips", type=int, default=40)
+    p.add_argument("--clips", type=int, default=80, help="training clips (voices of TRAIN_VOICES)")
+    p.add_argument("--heldout-clips", type=int, default=40, help="held-out clips (HELDOUT_VOICES, another seed)")
+    p.add_argument("--train-root", help="synth+preprocess folder of the training split (default WORK/train)")
+    p.add_argument("--heldout-root", help="synth+preprocess folder of the held-out split (default WORK/heldout)")
+    p.add_argument("--run", help="pretraining run folder (default WORK/iter1; resumes)")
     p.add_argument("--clusters", type=int, default=25)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--heldout", type=float, default=0.25, help="fraction of clips held out")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
 
     from avspeech.data.dataset import AVDataset
-    from avspeech.data.manifest import read_labels, read_manifest, write_labels
+    from avspeech.data.manifest import read_manifest, write_labels
     from avspeech.model.checkpoint import load_encoder, load_into, load_weights
     from avspeech.model.config import preset
     from avspeech.model.encoder import AVEncoder
     from avspeech.plots import training_curves
     from avspeech.pretrain import cluster as cl
-    from avspeech.pretrain.default import prepare_default_data
     from avspeech.pretrain.train import TrainConfig, build_model, train
+    from avspeech.synth.corpus import SynthConfig
+    from avspeech.synth.splits import HELDOUT_VOICES, TRAIN_VOICES, synth_and_preprocess
 
     t0 = time.time()
     work = Path(args.work)
-    manifest, labels = prepare_default_data(work / "data", clips=args.clips, clusters=args.clusters)
-    utts = read_manifest(manifest)
-    phones = cl.synthetic_phones(manifest, utts)
-    labs = read_labels(labels, utts)
-    # split by clip: the last clips are held out
-    clips = sorted({u.id.split("/")[0] for u in utts})
-    held = set(clips[int(len(clips) * (1 - args.heldout)):])
-    tr = [i for i, u in enumerate(utts) if u.id.split("/")[0] not in held]
-    te = [i for i, u in enumerate(utts) if u.id.split("/")[0] in held]
-    root = Path(manifest).parent
+    work.mkdir(parents=True, exist_ok=True)
+    # training and held-out splits: held-out clips have voices, sentences and face placements never trained on
+    m_tr = synth_and_preprocess(args.train_root or work / "train",
+                                SynthConfig(speakers=1, seed=1000, voices=TRAIN_VOICES), args.clips)
+    m_te = synth_and_preprocess(args.heldout_root or work / "heldout",
+                                SynthConfig(speakers=1, seed=2000, voices=HELDOUT_VOICES), args.heldout_clips)
+    u_tr, u_te = read_manifest(m_tr)[: args.clips], read_manifest(m_te)[: args.heldout_clips]
+    m_tr, m_te = _subset(m_tr, len(u_tr)), _subset(m_te, len(u_te))
+    ph_tr, ph_te = cl.synthetic_phones(m_tr, u_tr), cl.synthetic_phones(m_te, u_te)
 
-    def subset(idx, name):
-        m = root / f"{name}.tsv"
-        lines = Path(manifest).read_text().splitlines()
-        m.write_text("\n".join([lines[0]] + [lines[1 + i] for i in idx]) + "\n")
-        write_labels(root / f"{name}.km", [labs[i] for i in idx])
-        return m, root / f"{name}.km"
+    # iteration 1 targets: MFCC k-means fitted on the training split, applied to both
+    mf_tr, mf_te = cl.mfcc_features(u_tr), cl.mfcc_features(u_te)
+    km1 = cl.fit_kmeans(mf_tr, args.clusters, seed=0)
+    lab_tr, lab_te = cl.assign(km1, mf_tr, [u.frames for u in u_tr]), cl.assign(km1, mf_te, [u.frames for u in u_te])
+    l_tr, l_te = work / "train.km", work / "heldout.km"
+    write_labels(l_tr, lab_tr)
+    write_labels(l_te, lab_te)
 
-    (m_tr, l_tr), (m_te, l_te) = subset(tr, "train"), subset(te, "heldout")
-    run = work / "iter1"
+    run = Path(args.run) if args.run else work / "iter1"
     cfg = TrainConfig(manifest=str(m_tr), labels=str(l_tr), out=str(run), steps=args.steps, lr=args.lr,
-                      warmup=max(1, args.steps // 10), save_every=max(50, args.steps // 4), log_every=10)
+                      warmup=max(1, args.steps // 10), save_every=max(50, args.steps // 10), log_every=10)
     summary = train(cfg)
     ck = summary["checkpoint"]
     training_curves(work / "iter1_curves.png", run / "log.csv", "tiny model, iteration 1 (MFCC targets)")
 
     # 1. masked accuracy vs the majority cluster, held-out clips, both modalities present
-    model, _ = build_model(cfg, int(max(l.max() for l in labs)) + 1)
+    model, _ = build_model(cfg, args.clusters)
     load_into(model, load_weights(ck), ck)
-    ds_te = AVDataset(m_te, l_te)
-    acc, majority = masked_accuracy(model, ds_te, l_te)
+    acc, majority = masked_accuracy(model, AVDataset(m_te, l_te), l_te)
 
     # 2. linear probe on phones: pretrained vs random init, final-layer features
-    ds_tr = AVDataset(m_tr)
+    ds_tr, ds_te = AVDataset(m_tr), AVDataset(m_te)
     enc = load_encoder(ck)
     torch.manual_seed(0)
     rand = AVEncoder(preset("tiny"))
-    ph_tr, ph_te = [phones[i] for i in tr], [phones[i] for i in te]
-    ds_te2 = AVDataset(m_te)
-    probe_pre = probe(layer_features(enc, ds_tr), ph_tr, layer_features(enc, ds_te2), ph_te)
-    probe_rand = probe(layer_features(rand, ds_tr), ph_tr, layer_features(rand, ds_te2), ph_te)
+    probe_pre = probe(layer_features(enc, ds_tr), ph_tr, layer_features(enc, ds_te), ph_te)
+    probe_rand = probe(layer_features(rand, ds_tr), ph_tr, layer_features(rand, ds_te), ph_te)
     # lips only: phone identity has to come from learned visual features
-    lips_pre = probe(layer_features(enc, ds_tr, audio=False), ph_tr, layer_features(enc, ds_te2, audio=False), ph_te)
-    lips_rand = probe(layer_features(rand, ds_tr, audio=False), ph_tr, layer_features(rand, ds_te2, audio=False),
+    lips_pre = probe(layer_features(enc, ds_tr, audio=False), ph_tr, layer_features(enc, ds_te, audio=False), ph_te)
+    lips_rand = probe(layer_features(rand, ds_tr, audio=False), ph_tr, layer_features(rand, ds_te, audio=False),
                       ph_te)
 
-    # 3. iteration-2 clusters from layer features vs MFCC clusters, phone purity on all utterances
+    # 3. iteration-2 clusters: k-means fitted on the training split's layer features; purity of both iterations'
+    # clusters on the held-out split (HuBERT's phone purity, cluster purity, PNMI)
     layer = cl.layer_default(enc.cfg.layers)
-    f2 = cl.encoder_features(ck, manifest, layer)
-    km2 = cl.fit_kmeans(f2, args.clusters, seed=0)
-    lab2 = cl.assign(km2, f2, [u.frames for u in utts])
-    pur1, pur2 = cl.purity(labs, phones), cl.purity(lab2, phones)
+    f2_tr, f2_te = cl.encoder_features(ck, m_tr, layer), cl.encoder_features(ck, m_te, layer)
+    km2 = cl.fit_kmeans(f2_tr, args.clusters, seed=0)
+    lab2 = cl.assign(km2, f2_te, [u.frames for u in u_te])
+    pur1, pur2 = cl.purity(lab_te, ph_te), cl.purity(lab2, ph_te)
+    tr, te = u_tr, u_te
 
-    res = {"clips": args.clips, "train_utterances": len(tr), "heldout_utterances": len(te),
+    res = {"clips": args.clips, "heldout_clips": args.heldout_clips, "train_utterances": len(tr), "heldout_utterances": len(te),
            "clusters": args.clusters, "steps": args.steps, "final_train_loss": summary["last"].get("loss"),
            "heldout_masked_accuracy": acc, "majority_cluster_rate": majority,
            "probe_phone_accuracy_pretrained": probe_pre, "probe_phone_accuracy_random_init": probe_rand,
            "probe_lips_only_pretrained": lips_pre, "probe_lips_only_random_init": lips_rand,
            "iter1_mfcc": pur1, "iter2_layer": {"layer": layer, **pur2}, "seconds": round(time.time() - t0, 1),
-           "command": f"python benchmarks/pretrain_synthetic.py --clips {args.clips} --steps {args.steps} --lr {args.lr}"}
+           "command": f"python benchmarks/pretrain_synthetic.py --clips {args.clips} --heldout-clips {args.heldout_clips} "
+                      f"--steps {args.steps} --lr {args.lr} --clusters {args.clusters}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pretrain_synthetic.json").write_text(json.dumps(res, indent=1) + "\n")
@@ -189,6 +192,16 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "pretrain_synthetic.png", dpi=100)
     print(json.dumps(res, indent=1))
+
+
+def _subset(manifest: Path, n: int) -> Path:
+    """The manifest's root line and first ``n`` rows, written next to it (where the clip records are)."""
+    lines = Path(manifest).read_text().splitlines()
+    if n == len(lines) - 1:
+        return Path(manifest)
+    dest = Path(manifest).with_name(f"first{n}.tsv")
+    dest.write_text("\n".join(lines[: n + 1]) + "\n")
+    return dest
 
 
 if __name__ == "__main__":
