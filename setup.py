@@ -27,6 +27,9 @@ INSTALL_REQUIRES = [
     "safetensors==0.8.0",
     "tensorboard==2.18.0",  # the last release that accepts mediapipe's protobuf 4
     "protobuf==4.25.9",  # mediapipe 0.10.21 needs protobuf<5
+    "fast-bss-eval==0.1.4",  # BSS-eval SDR (separation metrics)
+    "pesq==0.0.4",  # ITU-T P.862.2 wide-band PESQ (built from source with the compiler pip finds)
+    "pystoi==0.4.1",  # STOI
 ]
 
 EXTRAS_REQUIRE = {

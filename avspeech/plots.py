@@ -80,3 +80,25 @@ def training_curves(path: str | Path, log_csv: str | Path, title: str = "pretrai
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def spectrograms(path: str | Path, signals: Sequence[tuple[str, np.ndarray]], sample_rate: int = 16000) -> None:
+    """One log-power spectrogram per (title, waveform (N,)) row, on one colour scale, time in seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(signals), 1, figsize=(10, 1.9 * len(signals) + 0.4), squeeze=False, sharex=True)
+    for ax, (title, x) in zip(axes[:, 0], signals):
+        x = np.asarray(x, np.float64)
+        if x.size < 512:
+            x = np.pad(x, (0, 512 - x.size))
+        ax.specgram(x, NFFT=512, Fs=sample_rate, noverlap=352, cmap="magma", vmin=-130, vmax=-30)
+        ax.set_ylabel("Hz")
+        ax.set_title(title, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)

@@ -5,7 +5,7 @@ import argparse
 
 from avspeech.cli.finetune import add_task_parsers
 
-HELP = "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI) or recognition (WER, CER per mode)"
+HELP = "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

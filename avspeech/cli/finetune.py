@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "fine-tune a head on the encoder: separation or recognition"
+HELP = "fine-tune a head on the encoder (separation)"
 
 TASKS: dict[str, tuple[str, str]] = {
     "separation": ("avspeech.separation.commands", "one waveform per face: mixture audio + that face's lips"),
-    "recognition": ("avspeech.recognition.commands", "one transcript per face (CTC and attention decoder)"),
 }
 
 

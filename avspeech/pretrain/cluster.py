@@ -8,7 +8,6 @@ reported.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -96,39 +95,19 @@ def assign(km, features: Sequence[np.ndarray | None], frames: Sequence[int]) -> 
 
 # ---- phone labels of synthetic clips -------------------------------------------------------------------------
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
-
-
 def synthetic_phones(manifest: str | Path, utts: Sequence[Utterance]) -> list[np.ndarray] | None:
     """Per utterance, the phone (stress marks stripped; "sil" between words) at each 25 Hz frame's centre,
     when the manifest was made by ``avspeech preprocess`` from an ``avspeech synth`` corpus; else None."""
-    root = Path(manifest).parent
+    from avspeech.synth.splits import synthetic_speakers
+
+    speakers = synthetic_speakers(manifest, [u.id for u in utts])
+    if any(s is None for s in speakers):
+        return None
     out = []
-    for u in utts:
-        clip, _, _ = u.id.partition("/")
-        rec_path = root / "clips" / f"{clip}.json"
-        if not rec_path.is_file():
-            return None
-        rec = json.loads(rec_path.read_text())
-        sidecar = Path(rec["source"]).with_suffix(".json")
-        if not sidecar.is_file():
-            return None
-        sc = json.loads(sidecar.read_text())
-        if "speakers" not in sc:
-            return None
-        track = next(t for t in rec["tracks"] if t["id"] == u.id)
-        tj = json.loads((root / track["json"]).read_text())
-        start, boxes = tj["start"], np.asarray(tj["boxes"], np.float64)
-        frames = np.arange(start, start + len(boxes))
-        best = max(sc["speakers"], key=lambda s: _iou(boxes, np.asarray(s["box"], np.float64)[frames]).mean())
-        times = (np.arange(start, start + u.frames) + 0.5) / sc["fps"]
+    for u, spk in zip(utts, speakers):
+        times = (np.arange(spk["track_start"], spk["track_start"] + u.frames) + 0.5) / spk["fps"]
         lab = np.array(["sil"] * u.frames, dtype=object)
-        for p in best["phones"]:
+        for p in spk["phones"]:
             name = p["phone"].lstrip("',%=")
             if name.startswith("_"):
                 continue

@@ -20,8 +20,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from avspeech.model.config import preset
 from avspeech.model.encoder import AVEncoder
 from avspeech.pretrain.masking import MaskConfig
 from avspeech.pretrain.objective import MaskedPredictionModel, accuracies
+from avspeech.training import StopOnSignal, adamw, distributed_env, latest_checkpoint, warmup_then_decay
 
 log = logging.getLogger(__name__)
 
@@ -71,52 +70,6 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint whose encoder starts the run (next iteration)
 
 
-class _Stop:
-    """Set by SIGTERM or Ctrl-C: finish the step, save, stop."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_Stop":
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _dist() -> tuple[int, int, int]:
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
-    return 0, 1, 0
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-
-
-def _schedule(cfg: TrainConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup:
-            return (step + 1) / max(cfg.warmup, 1)
-        return max(0.0, (cfg.steps - step) / max(cfg.steps - cfg.warmup, 1))
-    return f
-
-
 def num_clusters(labels_path: str, manifest: str) -> int:
     labs = read_labels(labels_path, read_manifest(manifest))
     k = max(int(lab.max()) for lab in labs if len(lab)) + 1
@@ -135,18 +88,9 @@ def build_model(cfg: TrainConfig, k: int) -> tuple[MaskedPredictionModel, dict[s
     return model, config
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    p = out / "checkpoints" / "latest"
-    if p.is_file():
-        ck = out / "checkpoints" / p.read_text().strip()
-        if ck.is_dir():
-            return ck
-    return None
-
-
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume) pretraining; returns a summary (final step, last logged metrics, checkpoint path)."""
-    rank, world, local = _dist()
+    rank, world, local = distributed_env()
     is_main = rank == 0
     if cfg.device == "auto":
         device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
@@ -177,8 +121,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # ---- model, optimiser, schedule
     model, model_config = build_model(cfg, k)
     model.to(device)
-    opt = _optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
+    opt = adamw(model, cfg.lr, cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_decay(cfg.warmup, cfg.steps))
     step = 0
     resume = latest_checkpoint(out)
     if resume is not None:
@@ -231,7 +175,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                dynamic_ncols=True)
     stopped = False
     window: dict[str, list] = {"loss": [], "grad_norm": [], "frames": [], "sec": [], "accs": []}
-    with _Stop() as stop:
+    with StopOnSignal() as stop:
         while step < cfg.steps and not stopped:
             epoch, pos = divmod(step, per_epoch)
             all_batches.set_epoch(epoch)

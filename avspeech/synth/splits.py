@@ -35,3 +35,59 @@ def synth_and_preprocess(root: str | Path, config, clips: int, workers: int | No
         raise InputError(f"preprocessing failed for {len(report.failures)} clips "
                          f"({report.failures[0].item}: {report.failures[0].cause})", report.failures_path)
     return Path(report.manifest)
+
+
+def synthetic_speakers(manifest: str | Path, uids) -> list[dict | None]:
+    """Per manifest id, the synthetic speaker (its sidecar entry: voice, text, phones, box...) whose face the
+    track follows, when the manifest was made by ``avspeech preprocess`` from an ``avspeech synth`` corpus;
+    None for an id whose clip has no synthetic sidecar. The track is matched to the speaker by box overlap; the
+    entry gains ``track_start`` (the track's first frame in the clip) and ``fps``."""
+    import json
+
+    root = Path(manifest).parent
+    sidecars: dict[str, dict | None] = {}
+    out: list[dict | None] = []
+    for uid in uids:
+        clip = uid.partition("/")[0]
+        if clip not in sidecars:
+            rec_path = root / "clips" / f"{clip}.json"
+            sc = None
+            if rec_path.is_file():
+                rec = json.loads(rec_path.read_text())
+                sc_path = Path(rec["source"]).with_suffix(".json")
+                if sc_path.is_file():
+                    sc = json.loads(sc_path.read_text())
+                    sc["_record"] = rec
+            sidecars[clip] = sc if sc and "speakers" in sc else None
+        sc = sidecars[clip]
+        if sc is None:
+            out.append(None)
+            continue
+        track = next((t for t in sc["_record"]["tracks"] if t["id"] == uid), None)
+        if track is None:
+            out.append(None)
+            continue
+        tj = json.loads((root / track["json"]).read_text())
+        best = sc["speakers"][speaker_of_track(tj["boxes"], tj["start"], sc)]
+        out.append({**best, "track_start": int(tj["start"]), "fps": sc["fps"]})
+    return out
+
+
+def speaker_of_track(boxes, start: int, sidecar: dict) -> int:
+    """Index of the synthetic speaker (in ``sidecar["speakers"]``) whose face boxes overlap most with a face
+    track's ``boxes`` (L, 4) from frame ``start``."""
+    import numpy as np
+
+    boxes = np.asarray(boxes, np.float64)
+    frames = np.arange(start, start + len(boxes))
+    return int(np.argmax([_iou(boxes, np.asarray(s["box"], np.float64)[frames]).mean() for s in sidecar["speakers"]]))
+
+
+def _iou(a, b):
+    import numpy as np
+
+    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)

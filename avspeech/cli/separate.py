@@ -1,0 +1,45 @@
+"""``avspeech separate CLIP --out DIR``: one waveform (and video) per visible face."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "separate the speakers of a clip: one wav, mp4 and thumbnail per visible face"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s) with audio")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per clip when several are given)")
+    p.add_argument("--checkpoint", help="separation checkpoint (default: the one that ships, trained on "
+                   "synthetic data only; real video needs a model trained on real data)")
+    p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
+    p.add_argument("--chunk-seconds", type=float, default=10.0, help="model chunk length for long clips")
+    p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-faded overlap between chunks")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from avspeech.batch import Failure, report_failures
+    from avspeech.errors import InputError
+    from avspeech.separation.separate import load_model, separate_clip
+
+    model = load_model(args.checkpoint)
+    failures = []
+    for clip in args.clips:
+        out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem
+        try:
+            entries = separate_clip(clip, out, model, checkpoint=args.checkpoint, max_faces=args.max_faces,
+                                    chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap_seconds)
+        except InputError as e:
+            if len(args.clips) == 1:
+                raise
+            failures.append(Failure(clip, e.cause))
+            continue
+        print(f"{clip}: {len(entries)} face(s) -> {out}")
+        for e in entries:
+            print(f"  speaker_{e['track']}: {e['start_s']:.2f}-{e['end_s']:.2f} s, box {e['box']}, "
+                  f"level {e['level_dbfs']} dBFS")
+    if failures:
+        print(report_failures(failures, len(args.clips), "clips"))
+        return 1
+    return 0

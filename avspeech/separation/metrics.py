@@ -1,0 +1,94 @@
+"""Separation losses (torch, batched) and evaluation metrics (well-kept libraries, per utterance).
+
+- :func:`si_sdr`: scale-invariant SDR in dB over each sample's valid part, zero-mean (Le Roux et al. 2019);
+  the training loss is its negative.
+- :func:`separation_loss`: mode ``av``: -SI-SDR of the one output against the target, and for a target face that
+  does not speak the output's energy relative to the mixture in dB (floored at -40 dB), so silence is learned;
+  mode ``audio``: permutation-invariant -SI-SDR of two outputs against (target, interferer).
+- :func:`score`: one flat dict per utterance: SI-SDR and SDR of the estimate and of the mixture, their
+  improvements (SI-SDRi, SDRi), wide-band PESQ and STOI. SDR is BSS-eval's (``fast_bss_eval``, 512-tap
+  distortion filter), PESQ from ``pesq`` (ITU-T P.862.2), STOI from ``pystoi``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SILENCE_FLOOR_DB = -40.0
+
+
+def si_sdr(est: Tensor, ref: Tensor, lengths: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """(B, N) estimate and reference -> (B,) SI-SDR in dB; ``lengths`` (B,) samples limits each row."""
+    if est.shape != ref.shape:
+        raise ValueError(f"estimate {tuple(est.shape)} and reference {tuple(ref.shape)} differ in shape")
+    if lengths is None:
+        valid = torch.ones_like(est, dtype=torch.bool)
+    else:
+        valid = torch.arange(est.shape[-1], device=est.device) < lengths[:, None]
+    w = valid.to(est.dtype)
+    count = w.sum(-1, keepdim=True).clamp(min=1)
+    est = (est - (est * w).sum(-1, keepdim=True) / count) * w
+    ref = (ref - (ref * w).sum(-1, keepdim=True) / count) * w
+    alpha = (est * ref).sum(-1, keepdim=True) / ((ref * ref).sum(-1, keepdim=True) + eps)
+    proj = alpha * ref
+    noise = est - proj
+    return 10 * torch.log10(((proj * proj).sum(-1) + eps) / ((noise * noise).sum(-1) + eps))
+
+
+def energy_db(est: Tensor, mixture: Tensor, lengths: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """(B, N) -> (B,) energy of ``est`` relative to ``mixture`` in dB."""
+    if lengths is not None:
+        w = (torch.arange(est.shape[-1], device=est.device) < lengths[:, None]).to(est.dtype)
+        est, mixture = est * w, mixture * w
+    return 10 * torch.log10(((est * est).sum(-1) + eps) / ((mixture * mixture).sum(-1) + eps))
+
+
+def separation_loss(est: Tensor, target: Tensor, interferer: Tensor, mixture: Tensor, silent: Tensor,
+                    lengths: Tensor) -> Tensor:
+    """Mean loss over the batch; ``est`` (B, K, N) with K = 1 (target) or 2 (PIT); ``lengths`` in samples."""
+    if est.shape[1] == 1:
+        e = est[:, 0]
+        loss = -si_sdr(e, target, lengths)
+        quiet = energy_db(e, mixture, lengths).clamp(min=SILENCE_FLOOR_DB)
+        return torch.where(silent, quiet, loss).mean()
+    if est.shape[1] != 2:
+        raise ValueError(f"expected 1 or 2 outputs, got {est.shape[1]}")
+    keep = si_sdr(est[:, 0], target, lengths) + si_sdr(est[:, 1], interferer, lengths)
+    swap = si_sdr(est[:, 0], interferer, lengths) + si_sdr(est[:, 1], target, lengths)
+    return -(torch.maximum(keep, swap) / 2).mean()
+
+
+def _np_si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
+    return float(si_sdr(torch.from_numpy(est.astype(np.float64))[None],
+                        torch.from_numpy(ref.astype(np.float64))[None])[0])
+
+
+def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: int = 16000,
+          perceptual: bool = True) -> dict[str, float]:
+    """Metrics of one estimate (N,) against its reference (N,), the mixture (N,) as the baseline. PESQ and
+    STOI are NaN when ``perceptual`` is False or the library refuses the signal (e.g. no speech found)."""
+    import fast_bss_eval
+
+    est, ref, mixture = (np.asarray(x, np.float64) for x in (est, ref, mixture))
+    out = {"si_sdr": _np_si_sdr(est, ref), "si_sdr_mix": _np_si_sdr(mixture, ref)}
+    out["sdr"] = float(fast_bss_eval.sdr(ref[None], est[None])[0])
+    out["sdr_mix"] = float(fast_bss_eval.sdr(ref[None], mixture[None])[0])
+    out["si_sdri"] = out["si_sdr"] - out["si_sdr_mix"]
+    out["sdri"] = out["sdr"] - out["sdr_mix"]
+    out["pesq"] = out["stoi"] = math.nan
+    if perceptual:
+        from pesq import pesq
+        from pystoi import stoi
+
+        try:
+            out["pesq"] = float(pesq(sample_rate, ref, est, "wb"))
+        except Exception:  # noqa: BLE001 - pesq raises on signals without speech; report NaN
+            pass
+        try:
+            out["stoi"] = float(stoi(ref, est, sample_rate, extended=False))
+        except Exception:  # noqa: BLE001
+            pass
+    return out

@@ -1,0 +1,215 @@
+"""Two-speaker mixtures in the LRS2-2Mix style, made from any preprocessed manifest.
+
+A mixture list is a TSV file (so a result can be reproduced and compared) with a header line and one row per
+mixture: ``id, utt_a, utt_b, gain_db`` where ``utt_*`` are manifest ids of two utterances from different clips and
+``gain_db`` is the level of A relative to B. Each utterance is level-normalised to ``LEVEL_DBFS`` (RMS), then A
+gets ``+gain_db / 2`` and B ``-gain_db / 2``; the mixture is cut to the shorter of the two (whole 25 Hz frames).
+Every mixture is used once per target face: target A (lips of A) and target B (lips of B).
+
+:class:`MixtureDataset` yields, per (mixture, target): the mixture waveform, the target's and the interferer's
+waveforms as they are in the mixture (so ``mixture == target + interferer`` exactly), the target's lips, and the
+mixture's 104-dim filterbank features. Training crops a fixed-length window at a seeded random position and,
+with probability ``silent_prob``, replaces the target by a face that does not speak (its first ROI frame, mouth
+closed, held still) whose reference is silence.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from avspeech.data.manifest import Utterance, read_manifest
+from avspeech.errors import InputError
+from avspeech.features import LipTransform, filterbank_104
+from avspeech.io.atomic import atomic_write_text
+from avspeech.io.media import read_gray_video, read_wav
+
+SAMPLE_RATE = 16000
+SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
+LEVEL_DBFS = -25.0
+HEADER = ("id", "utt_a", "utt_b", "gain_db")
+
+
+@dataclass(frozen=True)
+class Mixture:
+    id: str
+    utt_a: str
+    utt_b: str
+    gain_db: float  # level of A relative to B
+
+
+def clip_of(utt_id: str) -> str:
+    """The source clip of a manifest id (``clip/face0`` -> ``clip``; ids without a slash are their own clip)."""
+    return utt_id.partition("/")[0]
+
+
+def make_mixtures(utts: Sequence[Utterance], n: int, *, seed: int = 0, gain_db_range: float = 10.0,
+                  groups: Sequence[str] | None = None, same_group: bool | None = None,
+                  prefix: str = "mix") -> list[Mixture]:
+    """``n`` mixtures of two utterances from different clips, drawn with ``numpy.random.default_rng(seed)``;
+    ``gain_db`` uniform in ``[-gain_db_range / 2, +gain_db_range / 2]`` (0 gives 0 dB mixtures).
+
+    ``groups`` (one label per utterance, e.g. its voice) with ``same_group=True`` pairs only utterances of the
+    same group (mixtures of one voice with itself), ``False`` only of different groups. Pairs are distinct
+    (unordered) while distinct ones are easy to find."""
+    if len(utts) < 2:
+        raise InputError(f"need at least 2 utterances to mix, got {len(utts)}")
+    if groups is not None and len(groups) != len(utts):
+        raise ValueError(f"{len(groups)} groups for {len(utts)} utterances")
+    rng = np.random.default_rng(seed)
+    clips = [clip_of(u.id) for u in utts]
+
+    def allowed(i: int, j: int) -> bool:
+        if clips[i] == clips[j]:
+            return False
+        return same_group is None or groups is None or (groups[i] == groups[j]) == same_group
+
+    # rejection sampling of pairs scales to large corpora; a pair repeats only once distinct ones run short
+    out, seen, tries = [], set(), 0
+    while len(out) < n:
+        i, j = (int(x) for x in rng.integers(len(utts), size=2))
+        tries += 1
+        if tries > 200 * n + 10000:
+            raise InputError("no pair of utterances satisfies the mixing constraints (different clips"
+                             + ("" if same_group is None else ", same voice" if same_group else ", different voices")
+                             + f"): {len(out)} of {n} mixtures found")
+        if not allowed(i, j) or ((min(i, j), max(i, j)) in seen and tries < 50 * n):
+            continue
+        seen.add((min(i, j), max(i, j)))
+        gain = float(rng.uniform(-gain_db_range / 2, gain_db_range / 2)) if gain_db_range > 0 else 0.0
+        out.append(Mixture(f"{prefix}{len(out):06d}", utts[i].id, utts[j].id, round(gain, 3)))
+    return out
+
+
+def write_mixtures(path: str | Path, mixtures: Sequence[Mixture]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow(HEADER)
+    for m in mixtures:
+        w.writerow((m.id, m.utt_a, m.utt_b, f"{m.gain_db:.3f}"))
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_mixtures(path: str | Path) -> list[Mixture]:
+    path = Path(path)
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines(), delimiter="\t"))
+    except OSError as e:
+        raise InputError(f"cannot read mixture list ({e.strerror})", path) from e
+    if not rows or tuple(rows[0]) != HEADER:
+        raise InputError(f"not a mixture list: the first line must be {' '.join(HEADER)!r}", path)
+    out = []
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) != 4:
+            raise InputError(f"line {n} has {len(r)} columns, expected 4 ({', '.join(HEADER)})", path)
+        try:
+            out.append(Mixture(r[0], r[1], r[2], float(r[3])))
+        except ValueError:
+            raise InputError(f"line {n}: gain_db must be a number, got {r[3]!r}", path) from None
+    return out
+
+
+def level_normalise(x: np.ndarray, dbfs: float = LEVEL_DBFS) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return x * (10 ** (dbfs / 20) / rms) if rms > 1e-8 else x
+
+
+def mix_pair(a: np.ndarray, b: np.ndarray, gain_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """Level-normalised, gained and cut to whole frames of the shorter: (A as in the mixture, B as in it)."""
+    n = min(len(a), len(b)) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
+    a = level_normalise(a[:n].astype(np.float64)) * 10 ** (gain_db / 40)
+    b = level_normalise(b[:n].astype(np.float64)) * 10 ** (-gain_db / 40)
+    return a.astype(np.float32), b.astype(np.float32)
+
+
+class MixtureDataset(Dataset):
+    """Items over (mixture, target) for every mixture of ``mixtures`` and both its targets.
+
+    An item: ``mixture``, ``target``, ``interferer`` (N,) float32 with ``mixture = target + interferer``;
+    ``lips`` (1, T, 88, 88); ``audio`` (T, 104) features of the mixture; ``length`` T (25 Hz frames; N = 640 T);
+    ``silent`` whether the target face does not speak; ``id`` ``<mixture>:<a|b>``.
+    """
+
+    def __init__(self, manifest: str | Path, mixtures: str | Path | Sequence[Mixture], *, train: bool = False,
+                 crop_frames: int | None = None, silent_prob: float = 0.0, seed: int = 0):
+        self.utts = {u.id: u for u in read_manifest(manifest)}
+        self.mixtures = read_mixtures(mixtures) if isinstance(mixtures, (str, Path)) else list(mixtures)
+        missing = sorted({m_id for m in self.mixtures for m_id in (m.utt_a, m.utt_b) if m_id not in self.utts})
+        if missing:
+            raise InputError(f"{len(missing)} utterances of the mixture list are not in the manifest, e.g. "
+                             f"{missing[:3]}", manifest)
+        for u in {m_id for m in self.mixtures for m_id in (m.utt_a, m.utt_b)}:
+            if self.utts[u].audio is None or self.utts[u].video is None:
+                raise InputError(f"{u}: separation needs both the ROI video and the audio", manifest)
+        self.train, self.crop, self.silent_prob, self.seed = train, crop_frames, silent_prob, seed
+        self.lip_transform = LipTransform(train=train)
+        self.epoch = 0
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 2 * len(self.mixtures)
+
+    def load(self, uid: str) -> tuple[np.ndarray, np.ndarray]:
+        """ROIs (T, 96, 96) uint8 and audio (T * 640,) float32 of a manifest utterance (cached)."""
+        if uid not in self._cache:
+            u = self.utts[uid]
+            rois = read_gray_video(u.video)
+            audio = read_wav(u.audio, SAMPLE_RATE)[0]
+            t = min(len(rois), len(audio) // SAMPLES_PER_FRAME)
+            self._cache[uid] = (rois[:t], audio[: t * SAMPLES_PER_FRAME])
+        return self._cache[uid]
+
+    def __getitem__(self, i: int) -> dict:
+        m = self.mixtures[i // 2]
+        which = "ab"[i % 2]
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
+        rois_a, wav_a = self.load(m.utt_a)
+        rois_b, wav_b = self.load(m.utt_b)
+        a, b = mix_pair(wav_a, wav_b, m.gain_db)
+        target, interferer, rois = (a, b, rois_a) if which == "a" else (b, a, rois_b)
+        t = len(a) // SAMPLES_PER_FRAME
+        start = 0
+        if self.crop and t > self.crop:
+            start = int(torch.randint(0, t - self.crop + 1, (1,), generator=g)) if self.train else 0
+            t = self.crop
+        s0, s1 = start * SAMPLES_PER_FRAME, (start + t) * SAMPLES_PER_FRAME
+        target, interferer = target[s0:s1], interferer[s0:s1]
+        rois = rois[start:start + t]
+        silent = bool(self.train and self.silent_prob > 0 and torch.rand((), generator=g) < self.silent_prob)
+        if silent:  # a face that does not speak: the mixture is unchanged, the reference is silence
+            interferer = interferer + target
+            target = np.zeros_like(target)
+            rois = np.repeat(rois[:1], t, axis=0)
+        mixture = target + interferer
+        return {"id": f"{m.id}:{which}", "mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target),
+                "interferer": torch.from_numpy(interferer), "lips": self.lip_transform(rois, g),
+                "audio": filterbank_104(mixture, t), "length": t, "silent": silent}
+
+
+def collate_mixtures(items: Sequence[dict]) -> dict:
+    """Pad to the longest: mixture/target/interferer (B, N), lips (B, 1, T, 88, 88), audio (B, T, 104),
+    lengths (B,) frames, silent (B,)."""
+    t = max(it["length"] for it in items)
+    b = len(items)
+    n = t * SAMPLES_PER_FRAME
+    wav = {k: torch.zeros(b, n) for k in ("mixture", "target", "interferer")}
+    lips = torch.zeros(b, 1, t, *items[0]["lips"].shape[-2:])
+    audio = torch.zeros(b, t, items[0]["audio"].shape[-1])
+    for i, it in enumerate(items):
+        k = it["length"]
+        for key in wav:
+            wav[key][i, : k * SAMPLES_PER_FRAME] = it[key]
+        lips[i, :, :k] = it["lips"]
+        audio[i, :k] = it["audio"]
+    return {"ids": [it["id"] for it in items], **wav, "lips": lips, "audio": audio,
+            "lengths": torch.tensor([it["length"] for it in items]),
+            "silent": torch.tensor([it["silent"] for it in items])}

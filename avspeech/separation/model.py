@@ -1,0 +1,155 @@
+"""The separation model: the audio-visual encoder for the target face, and a complex mask on the mixture STFT.
+
+Axes: B batch, N samples (16 kHz), T video frames (25 Hz), S STFT frames (100 Hz, S = 4 T + 1), F frequency
+bins (257), D encoder dim, H head width, K outputs.
+
+1. The encoder (:class:`~avspeech.model.encoder.AVEncoder`) reads the mixture's filterbank features and the
+   target face's lips -> (B, T, D) at 25 Hz.
+2. STFT of the mixture (25 ms Hann window, 10 ms hop, 512 points, zero-padded ends): log magnitude, layer
+   norm over frequency, linear -> (B, S, H).
+3. Conditioning: the encoder features projected to H and held for the 4 STFT frames of each video frame; with
+   ``lip_attention`` the STFT frames also attend to the encoder features through the cross-modal attention
+   kernel (``avspeech.kernels``, rates 100 and 25 Hz, a window of ``attention_window`` seconds).
+4. A bidirectional LSTM over the STFT frames -> a bounded complex mask per output (K), applied to the mixture
+   STFT, inverse STFT to N samples.
+
+``mode="av"`` has one output: the target face's voice. ``mode="audio"`` is the audio-only baseline: lips are
+absent, so nothing says which speaker is wanted; it has two outputs trained with permutation-invariant SI-SDR
+(the usual audio-only separator), and is scored with the best assignment of outputs to speakers.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from avspeech.model.config import EncoderConfig, preset
+from avspeech.model.cross_attention import CrossModalAttention
+from avspeech.model.encoder import AVEncoder
+from avspeech.model.frontends import lengths_to_mask
+
+SAMPLES_PER_FRAME = 640
+HOP = 160
+STFT_PER_FRAME = SAMPLES_PER_FRAME // HOP  # 4
+
+
+@dataclass(frozen=True)
+class SeparatorConfig:
+    encoder: EncoderConfig = field(default_factory=lambda: preset("tiny"))
+    mode: str = "av"  # "av" (lips select the target) or "audio" (no lips, 2 outputs, PIT)
+    n_fft: int = 512
+    win: int = 400
+    hidden: int = 128  # H
+    lstm_layers: int = 2
+    lip_attention: bool = True
+    attention_window: float = 0.2  # seconds
+    attention_heads: int = 4
+    mask_bound: float = 2.0  # |real|, |imag| of the complex mask stay below this
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("av", "audio"):
+            raise ValueError(f"mode must be 'av' or 'audio', got {self.mode!r}")
+        if self.hidden % self.attention_heads:
+            raise ValueError(f"hidden {self.hidden} must be divisible by attention_heads {self.attention_heads}")
+
+    @property
+    def outputs(self) -> int:
+        return 1 if self.mode == "av" else 2
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["encoder"] = self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SeparatorConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown separator config keys: {sorted(unknown)}")
+        d = dict(d)
+        if "encoder" in d:
+            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+        return cls(**d)
+
+
+class AVSeparator(nn.Module):
+    """``forward(mixture (B, N), lips (B, 1, T, 88, 88) or None, audio (B, T, 104), lengths (B,) frames)
+    -> (B, K, N)`` estimated sources (zero beyond each sample's N = 640 * length)."""
+
+    def __init__(self, cfg: SeparatorConfig, encoder: AVEncoder | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder if encoder is not None else AVEncoder(cfg.encoder)
+        f = cfg.n_fft // 2 + 1
+        h = cfg.hidden
+        self.register_buffer("window", torch.hann_window(cfg.win), persistent=False)
+        self.spec_norm = nn.LayerNorm(f)
+        self.spec_in = nn.Linear(f, h)
+        self.cond = nn.Linear(cfg.encoder.dim, h)
+        self.attn = None
+        if cfg.lip_attention:
+            self.attn_norm = nn.LayerNorm(h)
+            self.attn = CrossModalAttention(h, cfg.attention_heads, rate_a=100.0, rate_v=25.0,
+                                            window=cfg.attention_window)
+        self.lstm = nn.LSTM(h, h, cfg.lstm_layers, batch_first=True, bidirectional=True)
+        self.mask = nn.Linear(2 * h, 2 * f * cfg.outputs)
+
+    def stft(self, x: Tensor) -> Tensor:
+        """(B, N) -> (B, F, S) complex."""
+        # zero padding at the ends (not reflection), so a sample's frames are the same alone or padded in a batch
+        return torch.stft(x, self.cfg.n_fft, HOP, self.cfg.win, self.window, center=True, pad_mode="constant",
+                          return_complex=True)
+
+    def istft(self, spec: Tensor, n: int) -> Tensor:
+        return torch.istft(spec, self.cfg.n_fft, HOP, self.cfg.win, self.window, center=True, length=n)
+
+    def features(self, lips: Tensor | None, audio: Tensor, lengths: Tensor) -> Tensor:
+        """Encoder features (B, T, D) of the mixture audio with the target's lips (lips absent in mode audio)."""
+        if self.cfg.mode == "audio":
+            lips = None
+        return self.encoder(lips, audio, lengths)
+
+    def forward(self, mixture: Tensor, lips: Tensor | None, audio: Tensor, lengths: Tensor) -> Tensor:
+        b, n = mixture.shape
+        t = audio.shape[1]
+        if n != t * SAMPLES_PER_FRAME:
+            raise ValueError(f"mixture has {n} samples for {t} frames; expected {t * SAMPLES_PER_FRAME} "
+                             f"({SAMPLES_PER_FRAME} per 25 Hz frame)")
+        if self.cfg.mode == "av" and lips is None:
+            raise ValueError("the audio-visual separator needs the target face's lips")
+        feats = self.features(lips, audio, lengths)  # (B, T, D)
+        spec = self.stft(mixture)  # (B, F, S)
+        s = spec.shape[-1]
+        len_s = lengths * STFT_PER_FRAME + 1
+        valid_s = lengths_to_mask(len_s, s)  # (B, S)
+        logmag = torch.log(spec.abs().clamp(min=1e-5)).transpose(1, 2)  # (B, S, F)
+        x = self.spec_in(self.spec_norm(logmag))  # (B, S, H)
+        c = self.cond(feats)  # (B, T, H)
+        # STFT frame j reads video frame j // 4 (the last one past a sample's end): (B, S) indices
+        last = (lengths - 1).clamp(min=0)[:, None]
+        src = torch.minimum(torch.arange(s, device=c.device)[None] // STFT_PER_FRAME, last)
+        x = x + torch.gather(c, 1, src.unsqueeze(-1).expand(-1, -1, c.shape[-1]))  # (B, S, H)
+        if self.attn is not None:
+            len_v = lengths if self.cfg.mode == "av" else torch.zeros_like(lengths)
+            y, _ = self.attn(self.attn_norm(x), c, len_s, len_v)
+            x = x + y
+        x = x * valid_s.unsqueeze(-1)
+        packed = nn.utils.rnn.pack_padded_sequence(x, len_s.cpu(), batch_first=True, enforce_sorted=False)
+        y, _ = self.lstm(packed)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=s)  # (B, S, 2H)
+        m = self.cfg.mask_bound * torch.tanh(self.mask(y))  # (B, S, 2 F K)
+        m = m.view(b, s, self.cfg.outputs, 2, -1).permute(0, 2, 4, 1, 3)  # (B, K, F, S, 2)
+        est = torch.view_as_complex(m.contiguous()) * spec.unsqueeze(1)  # (B, K, F, S)
+        k = self.cfg.outputs
+        if bool((lengths == t).all()):
+            return self.istft(est.reshape(b * k, *est.shape[2:]), n).view(b, k, n)
+        # padded batch: each sample's inverse STFT over its own frames, as if it were alone
+        wav = mixture.new_zeros(b, k, n)
+        for i in range(b):
+            ni, si = int(lengths[i]) * SAMPLES_PER_FRAME, int(len_s[i])
+            if ni:
+                wav[i, :, :ni] = self.istft(est[i, :, :, :si], ni)
+        return wav

@@ -1,0 +1,236 @@
+"""Separation: SI-SDR against closed forms and an independent library, mixtures, the model's padding contract,
+chunked inference, exact resume of fine-tuning, and the command line on bad input."""
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from avspeech.data.manifest import read_manifest
+from avspeech.errors import InputError
+from avspeech.separation.metrics import energy_db, score, separation_loss, si_sdr
+from avspeech.separation.mixtures import (MixtureDataset, Mixture, collate_mixtures, make_mixtures, mix_pair,
+                                          read_mixtures, write_mixtures)
+from avspeech.separation.model import AVSeparator, SeparatorConfig
+from avspeech.separation.separate import separate_span
+from data_helpers import make_manifest
+
+
+def _orthogonal_pair(rng, n):
+    """Zero-mean reference r and noise e with <r, e> = 0 (float64)."""
+    r = rng.standard_normal(n)
+    r -= r.mean()
+    e = rng.standard_normal(n)
+    e -= e.mean()
+    e -= (e @ r) / (r @ r) * r
+    return r, e
+
+
+def test_si_sdr_closed_form_and_scale_invariance():
+    rng = np.random.default_rng(0)
+    r, e = _orthogonal_pair(rng, 4000)
+    for a in (0.3, 1.0, 7.0):
+        est = a * r + e
+        expect = 10 * np.log10(a * a * (r @ r) / (e @ e))
+        got = float(si_sdr(torch.from_numpy(est)[None], torch.from_numpy(r)[None], eps=0.0)[0])
+        assert got == pytest.approx(expect, abs=1e-9)
+        # scaling the estimate does not change it, an offset is removed by the zero-mean step
+        got2 = float(si_sdr(torch.from_numpy(5 * est + 0.1)[None], torch.from_numpy(r)[None], eps=0.0)[0])
+        assert got2 == pytest.approx(expect, abs=1e-9)
+
+
+def test_si_sdr_matches_fast_bss_eval_and_ignores_padding():
+    import fast_bss_eval
+
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((3, 3000))
+    est = ref + 0.5 * rng.standard_normal((3, 3000))
+    ours = si_sdr(torch.from_numpy(est), torch.from_numpy(ref), eps=0.0).numpy()
+    np.testing.assert_allclose(ours, fast_bss_eval.si_sdr(ref, est, zero_mean=True), atol=1e-6)
+    # the same rows inside a longer padded batch, garbage after each row's length
+    pad = np.concatenate([est, rng.standard_normal((3, 500))], axis=1)
+    padref = np.concatenate([ref, rng.standard_normal((3, 500))], axis=1)
+    got = si_sdr(torch.from_numpy(pad), torch.from_numpy(padref), torch.tensor([3000] * 3), eps=0.0).numpy()
+    np.testing.assert_allclose(got, ours, atol=1e-9)
+
+
+def test_loss_pit_silence_and_score():
+    rng = np.random.default_rng(2)
+    t, i = torch.from_numpy(rng.standard_normal((2, 2000))), torch.from_numpy(rng.standard_normal((2, 2000)))
+    mix = t + i
+    n = torch.tensor([2000, 2000])
+    est = torch.stack([t + 0.1 * i, i + 0.2 * t], dim=1)
+    quiet = torch.zeros(2, dtype=torch.bool)
+    pit = separation_loss(est, t, i, mix, quiet, n)
+    assert float(separation_loss(est.flip(1), t, i, mix, quiet, n)) == pytest.approx(float(pit))
+    expect = -(si_sdr(est[:, 0], t) + si_sdr(est[:, 1], i)).mean() / 2
+    assert float(pit) == pytest.approx(float(expect))
+    # a face that does not speak: the loss is the output level below the mixture, in dB
+    e = 0.01 * mix[:, None]
+    loss = separation_loss(e, torch.zeros_like(t), mix, mix, torch.ones(2, dtype=torch.bool), n)
+    assert float(loss) == pytest.approx(-40.0, abs=1e-4)
+    assert float(energy_db(0.1 * mix, mix).mean()) == pytest.approx(-20.0, abs=1e-4)
+    s = score(est[0, 0].numpy(), t[0].numpy(), mix[0].numpy(), perceptual=False)
+    assert s["si_sdri"] == pytest.approx(s["si_sdr"] - s["si_sdr_mix"])
+    assert s["si_sdri"] > 10 and s["sdri"] > 10
+
+
+def test_mix_pair_levels_and_lengths():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(16000).astype(np.float32), 3 * rng.standard_normal(20000).astype(np.float32)
+    xa, xb = mix_pair(a, b, 4.0)
+    assert len(xa) == len(xb) == 16000 // 640 * 640
+    ratio = 10 * np.log10(np.mean(xa.astype(np.float64) ** 2) / np.mean(xb.astype(np.float64) ** 2))
+    assert ratio == pytest.approx(4.0, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return make_manifest(tmp_path_factory.mktemp("sep"))
+
+
+def test_mixture_lists(manifest, tmp_path):
+    utts = read_manifest(manifest)
+    mixes = make_mixtures(utts, 12, seed=5, gain_db_range=6.0)
+    assert mixes == make_mixtures(utts, 12, seed=5, gain_db_range=6.0)
+    assert all(m.utt_a != m.utt_b and abs(m.gain_db) <= 3.0 for m in mixes)
+    assert len({frozenset((m.utt_a, m.utt_b)) for m in mixes}) == 12  # 28 pairs exist: no repeats
+    groups = ["x" if i % 2 else "y" for i in range(len(utts))]
+    gid = {u.id: g for u, g in zip(utts, groups)}
+    same = make_mixtures(utts, 6, seed=1, gain_db_range=0.0, groups=groups, same_group=True)
+    assert all(gid[m.utt_a] == gid[m.utt_b] and m.gain_db == 0.0 for m in same)
+    diff = make_mixtures(utts, 6, seed=1, groups=groups, same_group=False)
+    assert all(gid[m.utt_a] != gid[m.utt_b] for m in diff)
+    path = tmp_path / "m.tsv"
+    write_mixtures(path, mixes)
+    assert read_mixtures(path) == [Mixture(m.id, m.utt_a, m.utt_b, round(m.gain_db, 3)) for m in mixes]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("hello\n")
+    with pytest.raises(InputError, match="bad.tsv.*not a mixture list"):
+        read_mixtures(bad)
+
+
+def test_dataset_items_add_up(manifest):
+    utts = read_manifest(manifest)
+    mixes = make_mixtures(utts, 4, seed=0)
+    ds = MixtureDataset(manifest, mixes, train=True, crop_frames=20, silent_prob=0.5, seed=1)
+    assert len(ds) == 8
+    seen_silent = False
+    for i in range(len(ds)):
+        it = ds[i]
+        assert it["length"] == 20 and it["mixture"].shape == (20 * 640,) and it["lips"].shape == (1, 20, 88, 88)
+        torch.testing.assert_close(it["mixture"], it["target"] + it["interferer"], rtol=0, atol=1e-6)
+        if it["silent"]:
+            seen_silent = True
+            assert float(it["target"].abs().max()) == 0
+            assert torch.equal(it["lips"][:, :1].expand_as(it["lips"]), it["lips"])
+    assert seen_silent
+    # the two targets of one mixture share the mixture waveform (evaluation: no crop, no silence)
+    ev = MixtureDataset(manifest, mixes)
+    torch.testing.assert_close(ev[0]["mixture"], ev[1]["mixture"])
+    with pytest.raises(InputError, match="not in the manifest"):
+        MixtureDataset(manifest, [Mixture("m", "utt000", "nope", 0.0)])
+
+
+@pytest.mark.parametrize("mode", ["av", "audio"])
+def test_model_padding_contract(mode):
+    """A sample's output is the same alone or padded in a batch with a longer one; zero past its length."""
+    torch.manual_seed(0)
+    model = AVSeparator(SeparatorConfig(mode=mode, hidden=32, lstm_layers=1)).eval()
+    lengths = torch.tensor([12, 7])
+    t = 12
+    mix = torch.randn(2, t * 640) * 0.1
+    lips = torch.randn(2, 1, t, 88, 88)
+    audio = torch.randn(2, t, 104)
+    mix[1, 7 * 640:] = 0
+    lips[1, :, 7:] = 0
+    audio[1, 7:] = 0
+    with torch.no_grad():
+        both = model(mix, lips, audio, lengths)
+        alone = model(mix[1:, :7 * 640], lips[1:, :, :7], audio[1:, :7], lengths[1:])
+    assert both.shape == (2, model.cfg.outputs, t * 640)
+    torch.testing.assert_close(both[1:, :, :7 * 640], alone, rtol=1e-4, atol=1e-5)
+    assert float(both[1, :, 7 * 640:].abs().max()) == 0
+
+
+class _Passthrough(torch.nn.Module):
+    """Stands in for a separator: returns its input mixture, so chunked inference must give the input back."""
+
+    def forward(self, mixture, lips, audio, lengths):
+        assert lips.shape[2] == audio.shape[1] == lengths.item() == mixture.shape[1] // 640
+        return mixture[:, None]
+
+
+@pytest.mark.parametrize("frames", [7, 20, 23, 61])
+def test_chunked_separation_cross_fades_back_to_the_signal(frames):
+    rng = np.random.default_rng(frames)
+    audio = rng.standard_normal(frames * 640).astype(np.float32)
+    rois = rng.integers(0, 255, (frames, 96, 96), dtype=np.uint8)
+    out = separate_span(_Passthrough(), audio, rois, chunk_frames=10, overlap_frames=3)
+    np.testing.assert_allclose(out, audio, rtol=1e-5, atol=1e-6)
+
+
+def _train_cfg(manifest, mixtures, out, steps):
+    from avspeech.separation.train import SeparationTrainConfig
+
+    return SeparationTrainConfig(manifest=str(manifest), mixtures=str(mixtures), out=str(out), steps=steps,
+                                 warmup=1, batch_size=2, crop_frames=10, hidden=16, save_every=2, log_every=1,
+                                 seed=4, silent_prob=0.3)
+
+
+def test_finetune_resumes_exactly(manifest, tmp_path):
+    from avspeech.model.checkpoint import load_weights
+    from avspeech.separation.train import load_separator, train_separation
+
+    mixtures = tmp_path / "mix.tsv"
+    write_mixtures(mixtures, make_mixtures(read_manifest(manifest), 6, seed=0))
+    straight = train_separation(_train_cfg(manifest, mixtures, tmp_path / "a", 4))
+    # 2 steps, then the same run raised to 4 (with warm-up 1 the first two learning rates are the same for both
+    # totals; after the resume the learning rate follows the new total)
+    train_separation(_train_cfg(manifest, mixtures, tmp_path / "b", 2))
+    resumed = train_separation(_train_cfg(manifest, mixtures, tmp_path / "b", 4))
+    wa, wb = load_weights(straight["checkpoint"]), load_weights(resumed["checkpoint"])
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+    rows_a = (tmp_path / "a" / "log.csv").read_text().splitlines()
+    rows_b = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[:4] for r in rows_a] == [r.split(",")[:4] for r in rows_b]
+    assert load_separator(straight["checkpoint"]).cfg.hidden == 16
+    with pytest.raises(InputError, match="not a separation checkpoint"):
+        from avspeech.model.checkpoint import save_checkpoint
+
+        save_checkpoint(tmp_path / "pre", torch.nn.Linear(2, 2), {"kind": "pretrain"})
+        load_separator(tmp_path / "pre")
+
+
+def _run(*args):
+    return subprocess.run(["avspeech", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory):
+    from avspeech.model.checkpoint import save_checkpoint
+
+    cfg = SeparatorConfig(hidden=16, lstm_layers=1)
+    path = tmp_path_factory.mktemp("ck") / "sep"
+    save_checkpoint(path, AVSeparator(cfg), {"kind": "separation", "separator": cfg.to_dict()})
+    return path
+
+
+def test_separate_refuses_bad_input(tmp_path, random_checkpoint):
+    from avspeech.io.media import write_video
+
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is a text file\n")
+    ck = ["--checkpoint", str(random_checkpoint)]
+    res = _run("separate", str(fake), "--out", str(tmp_path / "o"), *ck)
+    assert res.returncode != 0
+    assert "notes.mp4" in res.stderr and "Traceback" not in res.stderr
+    silent = tmp_path / "no_audio.mp4"
+    write_video(silent, np.full((10, 64, 64, 3), 100, np.uint8), 25)
+    res = _run("separate", str(silent), "--out", str(tmp_path / "o1"), *ck)
+    assert res.returncode == 2 and "no_audio.mp4" in res.stderr and "no audio stream" in res.stderr
+    res = _run("separate", str(fake), str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o2"), *ck)
+    assert res.returncode == 1
+    assert "0/2 clips done, 2 failed" in res.stdout and "notes.mp4" in res.stdout and "missing.mp4" in res.stdout
