@@ -94,7 +94,9 @@ def spectrograms(path: str | Path, signals: Sequence[tuple[str, np.ndarray]], sa
         x = np.asarray(x, np.float64)
         if x.size < 512:
             x = np.pad(x, (0, 512 - x.size))
-        ax.specgram(x, NFFT=512, Fs=sample_rate, noverlap=352, cmap="magma", vmin=-130, vmax=-30)
+        floor = 1e-6 * np.random.default_rng(0).standard_normal(x.size)  # digital silence: dark, not blank
+        ax.specgram(x + floor, NFFT=512, Fs=sample_rate, noverlap=352, cmap="magma", vmin=-130, vmax=-30)
+        ax.set_xlim(0, x.size / sample_rate)
         ax.set_ylabel("Hz")
         ax.set_title(title, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("time (s)")

@@ -125,3 +125,39 @@ def test_shards_partition_deterministically(tmp_path):
     for bad in ["3/3", "a/b", "1", "-1/2"]:
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+def test_frame_stream_matches_whole_decode(tmp_path):
+    """FrameStream gives the same frames as decoding the whole clip, keeps a bounded window, restarts on iter."""
+    from avspeech.preprocess.decode import FrameStream, decode_video
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (40, 48, 64, 3), dtype=np.uint8)
+    path = tmp_path / "v30.mp4"
+    write_video(path, frames, 30)  # 30 fps source: the 25 fps grid skips source frames
+    whole = decode_video(path, 25.0)[0]
+    s = FrameStream(path, 25.0, keep=4)
+    assert len(s) == len(whole) and s.shape == whole.shape
+    np.testing.assert_array_equal(s[0], whole[0])
+    np.testing.assert_array_equal(s[10], whole[10])
+    np.testing.assert_array_equal(s[8], whole[8])  # within the kept window
+    with pytest.raises(IndexError, match="no longer buffered"):
+        s[2]
+    np.testing.assert_array_equal(np.stack(list(s)), whole)  # a fresh pass from the start
+
+
+def test_streamed_preprocessing_equals_in_memory(synth_corpus_2spk):
+    from avspeech.preprocess.config import PreprocessConfig
+    from avspeech.preprocess.pipeline import Preprocessor
+
+    clip = synth_corpus_2spk / "clip_00001.mp4"
+    with Preprocessor(PreprocessConfig(max_faces=2)) as pre:
+        a = pre.process_file(clip)[1]
+    with Preprocessor(PreprocessConfig(max_faces=2)) as pre:
+        b = pre.process_file(clip, stream=True)[1]
+    assert len(a.tracks) == len(b.tracks) == 2
+    for ta, tb in zip(a.tracks, b.tracks):
+        assert (ta.start, ta.num_frames) == (tb.start, tb.num_frames)
+        np.testing.assert_array_equal(ta.boxes, tb.boxes)
+        np.testing.assert_array_equal(ta.rois, tb.rois)
+    np.testing.assert_array_equal(a.audio, b.audio)

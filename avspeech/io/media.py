@@ -16,6 +16,84 @@ from avspeech.io.atomic import atomic_path
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command (sndfile.h)
 
 
+class VideoWriter:
+    """Frames written one at a time as H.264 at ``fps`` (``crf=0`` lossless; ``gray`` frames (H, W) go into the
+    luma plane exactly), with ``audio`` (N,) float32 in [-1, 1] muxed as AAC at ``sample_rate`` on close. The
+    file appears atomically when the ``with`` block ends without error; the same inputs give the same bytes.
+
+    >>> with VideoWriter("out.mp4", 640, 480, audio=wav) as w:  # doctest: +SKIP
+    ...     for frame in frames:
+    ...         w.write(frame)
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = 25.0,
+                 audio: np.ndarray | None = None, sample_rate: int = 16000, *, crf: int = 18, gray: bool = False):
+        if height % 2 or width % 2:
+            raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
+        self.path, self.width, self.height, self.fps = Path(path), width, height, fps
+        self.audio, self.sample_rate, self.crf, self.gray = audio, sample_rate, crf, gray
+        self._count = 0
+
+    def __enter__(self) -> "VideoWriter":
+        import av
+        from av.codec.context import Flags
+
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._out = av.open(str(tmp), mode="w", options={"fflags": "+bitexact"})
+        vs = self._out.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        vs.width, vs.height = self.width, self.height
+        vs.pix_fmt = "yuv420p"  # gray frames go into the luma plane unchanged (no range conversion)
+        vs.options = {"crf": str(self.crf), "preset": "veryfast" if self.crf else "ultrafast", "threads": "1"}
+        vs.codec_context.flags |= int(Flags.bitexact)
+        self._vs, self._aus = vs, None
+        if self.audio is not None:
+            self._aus = self._out.add_stream("aac", rate=self.sample_rate, layout="mono")
+            self._aus.codec_context.flags |= int(Flags.bitexact)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        frame = np.ascontiguousarray(frame)
+        want = (self.height, self.width) if self.gray else (self.height, self.width, 3)
+        if frame.dtype != np.uint8 or frame.shape != want:
+            raise ValueError(f"frames must be uint8 {want}, got {frame.dtype} {frame.shape}")
+        if self.gray:
+            yuv = np.full((self.height * 3 // 2, self.width), 128, np.uint8)
+            yuv[:self.height] = frame
+            vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        else:
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        vf.pts = self._count
+        self._count += 1
+        for packet in self._vs.encode(vf):
+            self._out.mux(packet)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import av
+
+        try:
+            if exc_type is None:
+                for packet in self._vs.encode():
+                    self._out.mux(packet)
+                if self._aus is not None:
+                    samples = np.clip(np.asarray(self.audio, dtype=np.float32), -1, 1)[None, :]
+                    block = 1024
+                    for start in range(0, samples.shape[1], block):
+                        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + block]),
+                                                        format="fltp", layout="mono")
+                        af.sample_rate = self.sample_rate
+                        af.pts = start
+                        for packet in self._aus.encode(af):
+                            self._out.mux(packet)
+                    for packet in self._aus.encode():
+                        self._out.mux(packet)
+        finally:
+            self._out.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+
+
 def write_video(
     path: str | Path,
     frames: np.ndarray,
@@ -29,52 +107,14 @@ def write_video(
     """Write ``frames`` (T, H, W, 3) RGB uint8 (or (T, H, W) with ``gray=True``) as H.264 at ``fps``, with
     ``audio`` (N,) float32 in [-1, 1] as AAC at ``sample_rate`` if given. ``crf=0`` is lossless (with ``gray``
     the luma plane is stored exactly). Written atomically; the same inputs give the same bytes."""
-    import av
-    from av.codec.context import Flags
-
     frames = np.ascontiguousarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != (3 if gray else 4):
         raise ValueError(f"frames must be uint8 {'(T,H,W)' if gray else '(T,H,W,3)'}, got {frames.dtype} "
                          f"{frames.shape}")
-    t, h, w = frames.shape[:3]
-    if h % 2 or w % 2:
-        raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
-    rate = Fraction(fps).limit_denominator(1001)
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", options={"fflags": "+bitexact"}) as out:
-            vs = out.add_stream("libx264", rate=rate)
-            vs.width, vs.height = w, h
-            vs.pix_fmt = "yuv420p"  # gray frames go into the luma plane unchanged (no range conversion)
-            vs.options = {"crf": str(crf), "preset": "veryfast" if crf else "ultrafast", "threads": "1"}
-            vs.codec_context.flags |= int(Flags.bitexact)
-            aus = None
-            if audio is not None:
-                aus = out.add_stream("aac", rate=sample_rate, layout="mono")
-                aus.codec_context.flags |= int(Flags.bitexact)
-            for i in range(t):
-                if gray:
-                    yuv = np.full((h * 3 // 2, w), 128, np.uint8)
-                    yuv[:h] = frames[i]
-                    frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-                else:
-                    frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-                frame.pts = i
-                for packet in vs.encode(frame):
-                    out.mux(packet)
-            for packet in vs.encode():
-                out.mux(packet)
-            if aus is not None:
-                samples = np.clip(np.asarray(audio, dtype=np.float32), -1, 1)[None, :]
-                block = 1024
-                for start in range(0, samples.shape[1], block):
-                    af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + block]),
-                                                    format="fltp", layout="mono")
-                    af.sample_rate = sample_rate
-                    af.pts = start
-                    for packet in aus.encode(af):
-                        out.mux(packet)
-                for packet in aus.encode():
-                    out.mux(packet)
+    h, w = frames.shape[1:3]
+    with VideoWriter(path, w, h, fps, audio, sample_rate, crf=crf, gray=gray) as writer:
+        for frame in frames:
+            writer.write(frame)
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000, subtype: str = "FLOAT") -> None:

@@ -51,6 +51,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict[str, Any],
 
 def load_config(path: str | Path) -> dict[str, Any]:
     f = Path(path) / CONFIG
+    if not Path(path).exists():
+        raise InputError("checkpoint not found", path)
     if not f.is_file():
         raise InputError(f"not a checkpoint folder: {CONFIG} is missing", path)
     try:

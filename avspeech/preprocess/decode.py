@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -32,12 +33,12 @@ class MediaInfo:
 class DecodedClip:
     """A clip on the pipeline's time base.
 
-    frames: (T, H, W, 3) RGB uint8 at ``fps``; source_index: (T,) the source frame shown at each output frame;
+    frames: (T, H, W, 3) RGB uint8 at ``fps`` (or a :class:`FrameStream` of them); source_index: (T,) the source frame shown at each output frame;
     source_times: (S,) presentation times (s) of the source frames from the first one; audio: (T * sample_rate /
     fps,) float32 mono or None when the file has no audio stream.
     """
 
-    frames: np.ndarray
+    frames: "np.ndarray | FrameStream"
     source_index: np.ndarray
     source_times: np.ndarray
     audio: np.ndarray | None
@@ -106,7 +107,10 @@ def _grid(starts: np.ndarray, end: float, fps: float) -> tuple[np.ndarray, np.nd
     return order[resample_indices(sorted_times, end, fps)], sorted_times
 
 
-def _decode_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+SourceFrames = Callable[[], Iterator[np.ndarray]]
+
+
+def _plan_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, SourceFrames]:
     import decord
 
     try:
@@ -122,21 +126,24 @@ def _decode_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.nd
     starts = ts[:, 0] - ts[0, 0]
     end = max(ts[:, 1].max() - ts[0, 0], starts.max() + (1.0 / info.source_fps if info.source_fps else 0))
     pick, sorted_times = _grid(starts, end, fps)
-    needed = {int(i) for i in pick}
-    kept: dict[int, np.ndarray] = {}
-    i = -1
-    try:
-        for i in range(max(needed) + 1):
-            frame = vr.next()
-            if i in needed:
-                kept[i] = frame.asnumpy()
-    except Exception as e:  # decord raises on a cut-off stream
-        raise InputError(f"video is truncated or corrupt: decoding stopped at frame {i} of {n} "
-                         f"({_first_line(e)})", path) from e
-    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+    last = int(pick.max())
+
+    def frames() -> Iterator[np.ndarray]:
+        reader = vr if frames.first else decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        frames.first = False
+        i = -1
+        try:
+            for i in range(last + 1):
+                yield reader.next().asnumpy()
+        except Exception as e:  # decord raises on a cut-off stream
+            raise InputError(f"video is truncated or corrupt: decoding stopped at frame {i} of {n} "
+                             f"({_first_line(e)})", path) from e
+
+    frames.first = True
+    return pick, sorted_times, frames
 
 
-def _decode_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _plan_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, SourceFrames]:
     """PyAV path for files with a display rotation (decord 0.6 returns garbled frames for them)."""
     import av
 
@@ -144,29 +151,38 @@ def _decode_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndar
         with av.open(str(path)) as container:
             vs = container.streams.video[0]
             pts = sorted(p.pts for p in container.demux(vs) if p.pts is not None)
-        if not pts:
-            raise InputError("video stream has no frames", path)
-        tb = float(vs.time_base)
-        starts = (np.asarray(pts, np.float64) - pts[0]) * tb
-        step = np.median(np.diff(starts)) if len(starts) > 1 else 1.0 / (info.source_fps or fps)
-        pick, sorted_times = _grid(starts, starts[-1] + step, fps)  # decoded frames come in time order
-        needed = {int(i) for i in pick}
-        kept: dict[int, np.ndarray] = {}
-        with av.open(str(path)) as container:
-            vs = container.streams.video[0]
-            vs.thread_type = "NONE"
-            for i, frame in enumerate(container.decode(vs)):
-                if i in needed:
-                    kept[i] = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
-                if i >= max(needed):
-                    break
-    except InputError:
-        raise
     except Exception as e:
         raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
-    if len(kept) < len(needed):
-        raise InputError(f"video is truncated or corrupt: {len(kept)} of {len(needed)} needed frames decoded", path)
-    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+    if not pts:
+        raise InputError("video stream has no frames", path)
+    tb = float(vs.time_base)
+    starts = (np.asarray(pts, np.float64) - pts[0]) * tb
+    step = np.median(np.diff(starts)) if len(starts) > 1 else 1.0 / (info.source_fps or fps)
+    pick, sorted_times = _grid(starts, starts[-1] + step, fps)  # decoded frames come in time order
+    last = int(pick.max())
+
+    def frames() -> Iterator[np.ndarray]:
+        count = 0
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "NONE"
+                for frame in container.decode(stream):
+                    yield _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+                    count += 1
+                    if count > last:
+                        return
+        except Exception as e:
+            raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
+        raise InputError(f"video is truncated or corrupt: {count} of {last + 1} needed frames decoded", path)
+
+    return pick, sorted_times, frames
+
+
+def _plan(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, SourceFrames]:
+    """(source index per output frame (T,), sorted source times (S,), a function that opens a fresh pass over
+    the source frames in decoding order)."""
+    return (_plan_pyav if info.rotation else _plan_decord)(path, fps, info)
 
 
 def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = None
@@ -174,7 +190,72 @@ def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = N
     """Frames (T, H, W, 3) RGB uint8 resampled to ``fps`` by timestamp (display rotation applied), the source
     index of each, and the source timestamps (S,) in seconds from the first frame."""
     info = info or probe(path)
-    return (_decode_pyav if info.rotation else _decode_decord)(path, fps, info)
+    pick, sorted_times, source = _plan(path, fps, info)
+    needed = {int(i) for i in pick}
+    last = max(needed)
+    kept: dict[int, np.ndarray] = {}
+    for i, frame in enumerate(source()):
+        if i in needed:
+            kept[i] = frame
+        if i >= last:
+            break
+    return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
+
+
+class FrameStream:
+    """The frames of a file on the ``fps`` grid, decoded on demand in order, so memory does not grow with the
+    clip: ``stream[t]`` for frames at or after the newest one asked for, or within the last ``keep`` frames;
+    ``len(stream)`` frames; ``iter(stream)`` is a fresh pass from the first frame. ``shape`` is (T, H, W, 3).
+    Files whose timestamps are out of order (the grid is not monotonic in the source) are decoded whole."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0, keep: int = 32, info: MediaInfo | None = None):
+        self.path, self.fps, self.keep = path, fps, keep
+        self.info = info or probe(path)
+        self.pick, self.source_times, self._source = _plan(path, fps, self.info)
+        self._whole = None
+        if np.any(np.diff(self.pick) < 0):
+            self._whole = decode_video(path, fps, self.info)[0]
+        self._restart()
+        self.shape = (len(self.pick), *self[0].shape)
+
+    def _restart(self) -> None:
+        self._it = self._source() if self._whole is None else None
+        self._src = -1
+        self._frame: np.ndarray | None = None
+        self._next = 0
+        self._buf: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.pick)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        if self._whole is not None:
+            return self._whole[t]
+        t = int(t) + (len(self) if t < 0 else 0)
+        if not 0 <= t < len(self):
+            raise IndexError(f"frame {t} of {len(self)}")
+        if t in self._buf:
+            return self._buf[t]
+        if t < self._next:
+            raise IndexError(f"frame {t} is no longer buffered (the stream keeps the last {self.keep} frames)")
+        while self._next <= t:
+            want = int(self.pick[self._next])
+            while self._src < want:
+                try:
+                    self._frame = next(self._it)
+                except StopIteration:
+                    raise InputError(f"video is truncated or corrupt: stopped before source frame {want}",
+                                     self.path) from None
+                self._src += 1
+            self._buf[self._next] = self._frame
+            self._buf.pop(self._next - self.keep, None)
+            self._next += 1
+        return self._buf[t]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._restart()
+        for t in range(len(self)):
+            yield self[t]
 
 
 def decode_audio(path: str | Path, num_samples: int, sample_rate: int = 16000) -> np.ndarray:
@@ -192,10 +273,16 @@ def decode_audio(path: str | Path, num_samples: int, sample_rate: int = 16000) -
     return np.concatenate([audio, np.zeros(num_samples - audio.size, np.float32)])
 
 
-def decode_clip(path: str | Path, fps: float = 25.0, sample_rate: int = 16000) -> DecodedClip:
-    """Probe, decode and resample one file. A file without an audio stream gives ``audio=None``."""
+def decode_clip(path: str | Path, fps: float = 25.0, sample_rate: int = 16000, stream: bool = False,
+                keep: int = 32) -> DecodedClip:
+    """Probe, decode and resample one file. A file without an audio stream gives ``audio=None``. With
+    ``stream``, ``frames`` is a :class:`FrameStream` (decoded on demand, the last ``keep`` frames kept)."""
     info = probe(path)
-    frames, pick, times = decode_video(path, fps, info)
+    if stream:
+        frames = FrameStream(path, fps, keep, info)
+        pick, times = frames.pick.astype(np.int64), frames.source_times
+    else:
+        frames, pick, times = decode_video(path, fps, info)
     audio = None
     if info.has_audio:
         audio = decode_audio(path, int(round(len(frames) * sample_rate / fps)), sample_rate)

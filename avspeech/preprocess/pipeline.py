@@ -15,7 +15,7 @@ import numpy as np
 from avspeech.errors import InputError
 from avspeech.preprocess.align import LIP_POINTS, crop_rois, fill_gaps, roi_transforms
 from avspeech.preprocess.config import PreprocessConfig
-from avspeech.preprocess.decode import DecodedClip, decode_clip
+from avspeech.preprocess.decode import DecodedClip, FrameStream, decode_clip
 from avspeech.preprocess.detect import FaceDetector, FaceMeshPool, landmark_box
 from avspeech.preprocess.track import find_tracklets, link_tracklets
 
@@ -100,9 +100,11 @@ class Preprocessor:
         """Face tracks of ``frames`` (T, H, W, 3) RGB uint8 already on the ``config.fps`` grid, with the clip's
         ``audio`` (N,) float32 at ``config.sample_rate`` (cut or zero-padded to T frames) or None."""
         cfg = self.config
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
+        streamed = isinstance(frames, FrameStream)
+        if not streamed:
+            frames = np.asarray(frames)
+            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+                raise ValueError(f"frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
         timings = {} if timings is None else timings
         n = len(frames)
         spf = cfg.samples_per_frame
@@ -118,12 +120,20 @@ class Preprocessor:
                 continue
             lm, observed = fill_gaps(r.frames, r.landmarks)
             tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size)
-            rois = crop_rois(frames[r.start:r.end + 1], tf, cfg.roi_size)
+            rois = None if streamed else crop_rois(frames[r.start:r.end + 1], tf, cfg.roi_size)
             boxes = np.stack([landmark_box(x) for x in lm])
             seg = None
             if audio is not None:
                 seg = audio[int(round(r.start * spf)):int(round((r.end + 1) * spf))].copy()
             tracks.append(FaceTrack(0, r.start, boxes, lm, observed, tf, rois, seg))
+        if streamed:  # a second pass over the clip cuts every track's ROIs
+            for tr in tracks:
+                tr.rois = np.empty((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8)
+            for t, frame in enumerate(frames):
+                for tr in tracks:
+                    if tr.start <= t < tr.end:
+                        tr.rois[t - tr.start] = crop_rois(frame[None], tr.transforms[t - tr.start:t - tr.start + 1],
+                                                          cfg.roi_size)[0]
         tracks.sort(key=lambda tr: (tr.start, tr.boxes[0, 0]))
         for i, tr in enumerate(tracks):
             tr.index = i
@@ -131,11 +141,16 @@ class Preprocessor:
         h, w = frames.shape[1:3]
         return ClipTracks(tracks, n, h, w, cfg.fps, cfg.sample_rate, audio, timings)
 
-    def process_file(self, path: str | Path) -> tuple[DecodedClip, ClipTracks]:
-        """Decode ``path`` (resampled to 25 fps, audio 16 kHz mono) and track its faces."""
+    def process_file(self, path: str | Path, stream: bool = False) -> tuple[DecodedClip, ClipTracks]:
+        """Decode ``path`` (resampled to 25 fps, audio 16 kHz mono) and track its faces. With ``stream`` the
+        frames are decoded on demand (:class:`~avspeech.preprocess.decode.FrameStream`, two passes: tracking,
+        then ROIs), so memory does not grow with the clip's length; the returned clip's ``frames`` is then the
+        stream (iterate it for another pass)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        clip = decode_clip(path, self.config.fps, self.config.sample_rate)
+        cfg = self.config
+        clip = decode_clip(path, cfg.fps, cfg.sample_rate, stream=stream,
+                           keep=cfg.detect_every + cfg.max_gap + 4)
         timings["decode"] = time.perf_counter() - t0
         return clip, self.process_frames(clip.frames, clip.audio, timings)
 

@@ -2,8 +2,9 @@
 
 Every face track of the clip (``avspeech.preprocess``) is separated from the clip's audio with that face's lips:
 the output is the voice of that face over the frames where the face is tracked, silence elsewhere. Long tracks
-run in chunks of ``chunk_seconds`` that overlap by ``overlap_seconds`` and are cross-faded, so the model's memory
-does not grow with the clip.
+run in chunks of ``chunk_seconds`` that overlap by ``overlap_seconds`` and are cross-faded, and the video is
+decoded as a stream (tracking, ROIs and the output videos are three passes over it), so memory grows only with
+what is kept per frame (landmarks, mouth ROIs, audio), not with the frames themselves.
 
 Outputs in ``out/``: ``speaker_<k>.wav`` (16 kHz, the clip's whole length), ``speaker_<k>.mp4`` (the clip with
 that face boxed and that speaker's audio), ``speaker_<k>.jpg`` (a thumbnail of the face), ``speakers.json``
@@ -110,17 +111,19 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
                   overlap_seconds: float = 1.0) -> list[dict]:
     """Separate every face of the clip at ``path`` into ``out`` with ``model`` (default: loaded from
     ``checkpoint``, or the one that ships); returns the entries of ``speakers.json``."""
+    from contextlib import ExitStack
+
     import cv2
 
     from avspeech.io.atomic import atomic_write_json
-    from avspeech.io.media import write_video, write_wav
+    from avspeech.io.media import VideoWriter, write_wav
     from avspeech.preprocess.config import PreprocessConfig
     from avspeech.preprocess.pipeline import Preprocessor, require_faces
 
     model = model if model is not None else load_model(checkpoint)
     cfg = PreprocessConfig(max_faces=max_faces)
-    with Preprocessor(cfg) as pre:
-        clip, result = pre.process_file(path)
+    with Preprocessor(cfg) as pre:  # frames are streamed: memory does not grow with the clip
+        clip, result = pre.process_file(path, stream=True)
     if not result.has_audio:
         raise InputError("the clip has no audio stream: there is nothing to separate", path)
     require_faces(result, path, cfg)
@@ -133,22 +136,27 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    frames = clip.frames
+    for spk in speakers:
+        write_wav(out / f"speaker_{spk.track}.wav", spk.audio, result.sample_rate)
+    # one more pass over the frames writes every speaker's video (its face boxed) and thumbnail
+    h, w = result.height // 2 * 2, result.width // 2 * 2
+    with ExitStack() as stack:
+        writers = [stack.enter_context(VideoWriter(out / f"speaker_{s.track}.mp4", w, h, fps, audio=s.audio,
+                                                   sample_rate=result.sample_rate)) for s in speakers]
+        for t, frame in enumerate(clip.frames):
+            for tr, writer in zip(result.tracks, writers):
+                img = frame[:h, :w]
+                if tr.start <= t < tr.end:
+                    x0, y0, x1, y1 = (int(round(v)) for v in tr.boxes[t - tr.start])
+                    if t == tr.start + tr.num_frames // 2:
+                        thumb = cv2.resize(frame[max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)], (96, 96))
+                        cv2.imwrite(str(out / f"speaker_{tr.index}.jpg"), cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR))
+                    img = img.copy()
+                    cv2.rectangle(img, (x0, y0), (x1, y1), (0, 255, 0), 2)
+                writer.write(img)
     entries = []
-    for spk, tr in zip(speakers, result.tracks):
+    for spk in speakers:
         k = spk.track
-        write_wav(out / f"speaker_{k}.wav", spk.audio, result.sample_rate)
-        boxed = frames.copy()
-        for i in range(tr.num_frames):
-            x0, y0, x1, y1 = (int(round(v)) for v in tr.boxes[i])
-            cv2.rectangle(boxed[tr.start + i], (x0, y0), (x1, y1), (0, 255, 0), 2)
-        h, w = boxed.shape[1:3]
-        write_video(out / f"speaker_{k}.mp4", boxed[:, : h // 2 * 2, : w // 2 * 2], fps,
-                    audio=spk.audio, sample_rate=result.sample_rate)
-        mid = tr.start + tr.num_frames // 2
-        x0, y0, x1, y1 = (int(round(v)) for v in tr.boxes[tr.num_frames // 2])
-        thumb = frames[mid, max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)]
-        cv2.imwrite(str(out / f"speaker_{k}.jpg"), cv2.cvtColor(cv2.resize(thumb, (96, 96)), cv2.COLOR_RGB2BGR))
         active = spk.audio[spk.start * SAMPLES_PER_FRAME:spk.end * SAMPLES_PER_FRAME]
         level = 10 * np.log10(float(np.mean(np.square(active, dtype=np.float64))) + 1e-12) if active.size else None
         entries.append({"track": k, "start_s": round(spk.start / fps, 3), "end_s": round(spk.end / fps, 3),
@@ -164,7 +172,6 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
         "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": result.num_frames, "fps": fps,
         "seconds": {k: round(v, 3) for k, v in timings.items()}, "speakers": entries})
     return entries
-
 
 
 def synthetic_improvements(clip: str | Path, out: str | Path) -> list[dict[str, float]]:
