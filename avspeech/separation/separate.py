@@ -26,6 +26,8 @@ from avspeech.features import LipTransform, filterbank_104
 from avspeech.separation.model import SAMPLES_PER_FRAME, AVSeparator
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "separation_synth"
+WRITERS_PER_PASS = 4  # output videos encoded per pass over the clip's frames
+SPECTROGRAM_SECONDS = 30.0  # spectrograms.png shows at most the clip's first 30 s
 
 
 def default_checkpoint() -> Path:
@@ -88,7 +90,13 @@ class Speaker:
     start: int  # first frame
     end: int  # one past the last frame
     box: list[float]  # median x0, y0, x1, y1
-    audio: np.ndarray  # (T * 640,) the whole clip's length
+    audio: np.ndarray  # ((end - start) * 640,) the voice over the track's span
+
+    def full(self, num_frames: int) -> np.ndarray:
+        """(num_frames * 640,) the voice on the clip's timeline, silence where the face is not tracked."""
+        wav = np.zeros(num_frames * SAMPLES_PER_FRAME, np.float32)
+        wav[self.start * SAMPLES_PER_FRAME:self.end * SAMPLES_PER_FRAME] = self.audio
+        return wav
 
 
 def separate_tracks(model: AVSeparator, clip_audio: np.ndarray, tracks: Sequence, num_frames: int,
@@ -99,9 +107,8 @@ def separate_tracks(model: AVSeparator, clip_audio: np.ndarray, tracks: Sequence
     clip_audio = clip_audio[:n] if clip_audio.size >= n else np.pad(clip_audio, (0, n - clip_audio.size))
     out = []
     for tr in tracks:
-        wav = np.zeros(n, np.float32)
         s0, s1 = tr.start * SAMPLES_PER_FRAME, tr.end * SAMPLES_PER_FRAME
-        wav[s0:s1] = separate_span(model, clip_audio[s0:s1], tr.rois, chunk_frames, overlap_frames)
+        wav = separate_span(model, clip_audio[s0:s1], tr.rois, chunk_frames, overlap_frames)
         out.append(Speaker(tr.index, tr.start, tr.end, np.median(tr.boxes, axis=0).round(1).tolist(), wav))
     return out
 
@@ -136,28 +143,31 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    n = result.num_frames
     for spk in speakers:
-        write_wav(out / f"speaker_{spk.track}.wav", spk.audio, result.sample_rate)
-    # one more pass over the frames writes every speaker's video (its face boxed) and thumbnail
+        write_wav(out / f"speaker_{spk.track}.wav", spk.full(n), result.sample_rate)
+    # more passes over the frames write the speakers' videos (face boxed) and thumbnails, a few at a time
     h, w = result.height // 2 * 2, result.width // 2 * 2
-    with ExitStack() as stack:
-        writers = [stack.enter_context(VideoWriter(out / f"speaker_{s.track}.mp4", w, h, fps, audio=s.audio,
-                                                   sample_rate=result.sample_rate)) for s in speakers]
-        for t, frame in enumerate(clip.frames):
-            for tr, writer in zip(result.tracks, writers):
-                img = frame[:h, :w]
-                if tr.start <= t < tr.end:
-                    x0, y0, x1, y1 = (int(round(v)) for v in tr.boxes[t - tr.start])
-                    if t == tr.start + tr.num_frames // 2:
-                        thumb = cv2.resize(frame[max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)], (96, 96))
-                        cv2.imwrite(str(out / f"speaker_{tr.index}.jpg"), cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR))
-                    img = img.copy()
-                    cv2.rectangle(img, (x0, y0), (x1, y1), (0, 255, 0), 2)
-                writer.write(img)
+    for g in range(0, len(speakers), WRITERS_PER_PASS):
+        group = list(zip(speakers[g:g + WRITERS_PER_PASS], result.tracks[g:g + WRITERS_PER_PASS]))
+        with ExitStack() as stack:
+            writers = [stack.enter_context(VideoWriter(out / f"speaker_{spk.track}.mp4", w, h, fps, audio=spk.full(n),
+                                                       sample_rate=result.sample_rate)) for spk, _ in group]
+            for t, frame in enumerate(clip.frames):
+                for (spk, tr), writer in zip(group, writers):
+                    img = frame[:h, :w]
+                    if tr.start <= t < tr.end:
+                        x0, y0, x1, y1 = (int(round(v)) for v in tr.boxes[t - tr.start])
+                        if t == tr.start + tr.num_frames // 2:
+                            thumb = cv2.resize(frame[max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)], (96, 96))
+                            cv2.imwrite(str(out / f"speaker_{tr.index}.jpg"), cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR))
+                        img = img.copy()
+                        cv2.rectangle(img, (x0, y0), (x1, y1), (0, 255, 0), 2)
+                    writer.write(img)
     entries = []
     for spk in speakers:
         k = spk.track
-        active = spk.audio[spk.start * SAMPLES_PER_FRAME:spk.end * SAMPLES_PER_FRAME]
+        active = spk.audio
         level = 10 * np.log10(float(np.mean(np.square(active, dtype=np.float64))) + 1e-12) if active.size else None
         entries.append({"track": k, "start_s": round(spk.start / fps, 3), "end_s": round(spk.end / fps, 3),
                         "frames": [spk.start, spk.end], "box": spk.box, "thumbnail": f"speaker_{k}.jpg",
@@ -165,8 +175,9 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
                         "level_dbfs": None if level is None else round(level, 1)})
     from avspeech.plots import spectrograms
 
-    spectrograms(out / "spectrograms.png", [("mixture", result.audio)]
-                 + [(f"speaker {s.track}", s.audio) for s in speakers], result.sample_rate)
+    shown = min(n, int(SPECTROGRAM_SECONDS * fps)) * SAMPLES_PER_FRAME  # a long clip: its beginning
+    spectrograms(out / "spectrograms.png", [("mixture", result.audio[:shown])]
+                 + [(f"speaker {s.track}", s.full(n)[:shown]) for s in speakers], result.sample_rate)
     timings["writing"] = time.perf_counter() - t0
     atomic_write_json(out / "speakers.json", {
         "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": result.num_frames, "fps": fps,
