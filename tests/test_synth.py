@@ -188,6 +188,8 @@ def test_demo_writes_contact_sheet(tmp_path):
                           "--pretrain-steps", "2"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "clip_00000" in res.stdout and "says" in res.stdout and "step 2: loss" in res.stdout
+    assert res.stdout.count("SI-SDRi") == 2  # the separation stage scores both faces of the clip
+    assert (tmp_path / "separated" / "speakers.json").is_file()
     assert (tmp_path / "pretrain_curves.png").is_file()
     with Image.open(tmp_path / "contact_sheet.png") as im:
         assert im.size[0] > 800 and im.size[1] > 200

@@ -14,6 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
     p.add_argument("--chunk-seconds", type=float, default=10.0, help="model chunk length for long clips")
     p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-faded overlap between chunks")
+    p.add_argument("--overwrite", action="store_true", help="separate again clips whose results are complete "
+                   "(by default a re-run finishes only what is missing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     failures = []
     for clip in args.clips:
         out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem
+        if (out / "speakers.json").is_file() and not args.overwrite:
+            print(f"{clip}: already separated in {out} (--overwrite to redo)")
+            continue
         try:
             entries = separate_clip(clip, out, model, checkpoint=args.checkpoint, max_faces=args.max_faces,
                                     chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap_seconds)

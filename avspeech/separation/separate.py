@@ -9,7 +9,7 @@ what is kept per frame (landmarks, mouth ROIs, audio), not with the frames thems
 Outputs in ``out/``: ``speaker_<k>.wav`` (16 kHz, the clip's whole length), ``speaker_<k>.mp4`` (the clip with
 that face boxed and that speaker's audio), ``speaker_<k>.jpg`` (a thumbnail of the face), ``speakers.json``
 (track id, time span, median box, thumbnail, level; seconds per stage) and ``spectrograms.png`` (mixture and
-each speaker), ``speakers.json`` last, so its presence marks a complete result.
+each speaker). ``speakers.json`` is written last, so its presence marks a complete result.
 """
 from __future__ import annotations
 
