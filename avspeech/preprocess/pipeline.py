@@ -115,17 +115,20 @@ class Preprocessor:
         raw = link_tracklets(find_tracklets(frames, cfg, self.detector, self.pool, timings), cfg)
         t0 = time.perf_counter()
         tracks = []
-        for r in raw:
+        while raw:  # each raw tracklet is dropped once its track is built (long clips: half the landmark memory)
+            r = raw.pop(0)
             if r.end - r.start + 1 < cfg.min_track_frames:
                 continue
+            start, end = r.start, r.end
             lm, observed = fill_gaps(r.frames, r.landmarks)
+            del r
             tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size)
-            rois = None if streamed else crop_rois(frames[r.start:r.end + 1], tf, cfg.roi_size)
+            rois = None if streamed else crop_rois(frames[start:end + 1], tf, cfg.roi_size)
             boxes = np.stack([landmark_box(x) for x in lm])
             seg = None
             if audio is not None:
-                seg = audio[int(round(r.start * spf)):int(round((r.end + 1) * spf))].copy()
-            tracks.append(FaceTrack(0, r.start, boxes, lm, observed, tf, rois, seg))
+                seg = audio[int(round(start * spf)):int(round((end + 1) * spf))].copy()
+            tracks.append(FaceTrack(0, start, boxes, lm, observed, tf, rois, seg))
         if streamed:  # a second pass over the clip cuts every track's ROIs
             for tr in tracks:
                 tr.rois = np.empty((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8)
