@@ -70,3 +70,41 @@ def latest_checkpoint(out: str | Path) -> Path | None:
         if ck.is_dir():
             return ck
     return None
+
+
+def resume_from(out: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LambdaLR, lr_factor: Callable[[int], float]) -> int:
+    """Load the latest checkpoint of run folder ``out`` (weights, optimiser, schedule, CPU RNG) into the given
+    objects and return its step (0 when there is none). The learning rate follows ``lr_factor`` at that step, so
+    a resumed run may raise its total steps to train longer."""
+    from avspeech.model.checkpoint import load_into, load_state, load_weights
+
+    resume = latest_checkpoint(out)
+    if resume is None:
+        return 0
+    load_into(model, load_weights(resume), resume)
+    st = load_state(resume)
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    step = int(st["step"])
+    torch.set_rng_state(st["rng_cpu"])
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = base * lr_factor(step)
+    return step
+
+
+def open_csv_log(path: str | Path, fields: list[str], step: int):
+    """``log.csv`` of a run resumed at ``step``: rows up to ``step`` are kept, the header written; returns the
+    file opened for appending (rows are written with ``csv.DictWriter(f, fields)``)."""
+    import csv
+
+    path = Path(path)
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return open(path, "a", newline="")
