@@ -5,6 +5,8 @@
 - :func:`warmup_then_decay`: linear warm-up, then linear decay to 0 at the last step (a ``LambdaLR`` factor).
 - :func:`latest_checkpoint`: the checkpoint ``checkpoints/latest`` names in a run folder, if any.
 - :func:`distributed_env`: rank, world size and local rank under ``torchrun`` (0, 1, 0 otherwise).
+- :func:`resume_latest`: exact resume from a run folder's newest checkpoint.
+- :class:`RunLog`: the run's CSV log and TensorBoard events, truncated to the resumed step.
 """
 from __future__ import annotations
 
@@ -70,3 +72,63 @@ def latest_checkpoint(out: str | Path) -> Path | None:
         if ck.is_dir():
             return ck
     return None
+
+
+def resume_latest(out: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                  sched: torch.optim.lr_scheduler.LambdaLR, schedule: Callable[[int], float]) -> tuple[int, Path | None]:
+    """Load the newest checkpoint of run folder ``out`` (weights, optimiser, scheduler, CPU RNG) if there is one;
+    returns (its step, its path) or (0, None). The learning rate is set from ``schedule`` (this run's), so a
+    resumed run may raise its total steps to train longer."""
+    from avspeech.model.checkpoint import load_into, load_state, load_weights
+
+    ck = latest_checkpoint(out)
+    if ck is None:
+        return 0, None
+    load_into(model, load_weights(ck), ck)
+    st = load_state(ck)
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    step = int(st["step"])
+    torch.set_rng_state(st["rng_cpu"])
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = base * schedule(step)
+    return step, ck
+
+
+class RunLog:
+    """``out/log.csv`` (rows past ``step``, the resumed step, are dropped: they were never checkpointed) and
+    TensorBoard events under ``out/tb`` (scalars named ``<prefix>/<field>``)."""
+
+    def __init__(self, out: str | Path, fields: list[str], step: int, prefix: str):
+        import csv
+
+        self.path, self.fields, self.prefix = Path(out) / "log.csv", fields, prefix
+        rows = []
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        self._file = open(self.path, "a", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=fields)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(Path(out) / "tb"), purge_step=step + 1 if step else None)
+        except ImportError:  # pragma: no cover - tensorboard is a dependency; keep going without it
+            self._tb = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._csv.writerow(row)
+        self._file.flush()
+        if self._tb is not None:
+            for key, v in row.items():
+                if key not in ("step", "epoch") and v != "" and v is not None:
+                    self._tb.add_scalar(f"{self.prefix}/{key}", float(v), int(row["step"]))
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()

@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -36,12 +35,13 @@ from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate
 from avspeech.data.manifest import read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
-from avspeech.model.checkpoint import load_into, load_state, load_weights, save_checkpoint
+from avspeech.model.checkpoint import load_into, load_weights, save_checkpoint
 from avspeech.model.config import preset
 from avspeech.model.encoder import AVEncoder
 from avspeech.pretrain.masking import MaskConfig
 from avspeech.pretrain.objective import MaskedPredictionModel, accuracies
-from avspeech.training import StopOnSignal, adamw, distributed_env, latest_checkpoint, warmup_then_decay
+from avspeech.training import (RunLog, StopOnSignal, adamw, distributed_env, latest_checkpoint, resume_latest,
+                               warmup_then_decay)
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +122,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, model_config = build_model(cfg, k)
     model.to(device)
     opt = adamw(model, cfg.lr, cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_decay(cfg.warmup, cfg.steps))
-    step = 0
-    resume = latest_checkpoint(out)
-    if resume is not None:
-        load_into(model, load_weights(resume), resume)
-        st = load_state(resume)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        step = int(st["step"])
-        torch.set_rng_state(st["rng_cpu"])
-        if is_main:
-            log.info("resumed from %s (step %d)", resume, step)
+    schedule = warmup_then_decay(cfg.warmup, cfg.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    step, resumed = resume_latest(out, model, opt, sched, schedule)
+    if resumed is not None and is_main:
+        log.info("resumed from %s (step %d)", resumed, step)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
@@ -150,24 +143,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # ---- logs (rank 0): CSV rows past the resumed step are dropped (they were never checkpointed)
     fields = ["step", "epoch", "loss", "lr", "grad_norm", "acc_masked", "acc_unmasked", "acc_masked_av",
               "acc_masked_a", "acc_masked_v", "frames", "sec_per_step"]
-    writer = tb = None
+    run_log = None
     if is_main:
-        csv_path = out / "log.csv"
-        rows = []
-        if csv_path.is_file():
-            with open(csv_path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        writer = open(csv_path, "a", newline="")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(out / "tb"), purge_step=step + 1 if step else None)
-        except ImportError:  # pragma: no cover - tensorboard is a dependency; keep going without it
-            tb = None
+        run_log = RunLog(out, fields, step, "pretrain")
         atomic_write_text(out / "config.json", json.dumps(model_config, indent=1) + "\n")
 
     last: dict[str, Any] = {}
@@ -229,12 +207,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                         vals = [x[key] for x in window["accs"] if key in x and not math.isnan(x[key])]
                         row[key] = round(float(np.mean(vals)), 4) if vals else ""
                     window = {k: [] for k in window}
-                    csv.DictWriter(writer, fieldnames=fields).writerow(row)
-                    writer.flush()
-                    if tb is not None:
-                        for key, v in row.items():
-                            if key not in ("step", "epoch") and v != "":
-                                tb.add_scalar(f"pretrain/{key}", float(v), step)
+                    run_log.write(row)
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=row["acc_masked"])
                     last = row
                 stopped = stop.requested
@@ -247,10 +220,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 if step >= cfg.steps or stopped:
                     break
     bar.close()
-    if writer is not None:
-        writer.close()
-    if tb is not None:
-        tb.close()
+    if run_log is not None:
+        run_log.close()
     if world > 1:
         dist.barrier()
     ck = latest_checkpoint(out) if is_main else None

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -28,12 +27,12 @@ from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
-from avspeech.model.checkpoint import load_config, load_into, load_state, load_weights, save_checkpoint
+from avspeech.model.checkpoint import load_config, load_into, load_weights, save_checkpoint
 from avspeech.model.config import EncoderConfig, preset
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig
-from avspeech.training import StopOnSignal, adamw, latest_checkpoint, warmup_then_decay
+from avspeech.training import RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, warmup_then_decay
 
 log = logging.getLogger(__name__)
 
@@ -126,20 +125,11 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
     model, model_config = build_separator(cfg)
     model.to(device)
     opt = adamw(model, cfg.lr, cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_decay(cfg.warmup, cfg.steps))
-    step = 0
-    resume = latest_checkpoint(out)
-    if resume is not None:
-        load_into(model, load_weights(resume), resume)
-        st = load_state(resume)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        step = int(st["step"])
-        torch.set_rng_state(st["rng_cpu"])
-        # the learning rate follows this run's schedule, so a resumed run may raise --steps to train longer
-        for group, base in zip(opt.param_groups, sched.base_lrs):
-            group["lr"] = base * warmup_then_decay(cfg.warmup, cfg.steps)(step)
-        log.info("resumed from %s (step %d)", resume, step)
+    schedule = warmup_then_decay(cfg.warmup, cfg.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    step, resumed = resume_latest(out, model, opt, sched, schedule)
+    if resumed is not None:
+        log.info("resumed from %s (step %d)", resumed, step)
 
     def save(tag_step: int) -> Path:
         name = f"step_{tag_step:07d}"
@@ -150,29 +140,15 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
         return p
 
     fields = ["step", "epoch", "loss", "si_sdr", "lr", "grad_norm", "sec_per_step"]
-    csv_path = out / "log.csv"
-    rows = []
-    if csv_path.is_file():
-        with open(csv_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+    run_log = RunLog(out, fields, step, "separation")
     atomic_write_text(out / "config.json", json.dumps(model_config, indent=1) + "\n")
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-
-        tb = SummaryWriter(str(out / "tb"), purge_step=step + 1 if step else None)
-    except ImportError:  # pragma: no cover
-        tb = None
 
     last: dict[str, Any] = {}
     window: dict[str, list] = {"loss": [], "si_sdr": [], "grad_norm": [], "sec": []}
     bar = tqdm(total=cfg.steps, initial=step, desc=f"finetune separation ({cfg.mode})", unit="step",
                dynamic_ncols=True)
     stopped = False
-    with StopOnSignal() as stop, open(csv_path, "a", newline="") as writer:
+    with StopOnSignal() as stop:
         while step < cfg.steps and not stopped:
             epoch, pos = divmod(step, per_epoch)
             ds.set_epoch(epoch)
@@ -209,11 +185,7 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
                            "grad_norm": round(float(np.mean(window["grad_norm"])), 3),
                            "sec_per_step": round(float(np.mean(window["sec"])), 4)}
                     window = {k: [] for k in window}
-                    csv.DictWriter(writer, fieldnames=fields).writerow(row)
-                    writer.flush()
-                    if tb is not None:
-                        for key in ("loss", "si_sdr", "lr", "grad_norm"):
-                            tb.add_scalar(f"separation/{key}", float(row[key]), step)
+                    run_log.write(row)
                     bar.set_postfix(loss=f"{row['loss']:.2f}", si_sdr=row["si_sdr"])
                     last = row
                 stopped = stop.requested
@@ -222,7 +194,6 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
                 if step >= cfg.steps or stopped:
                     break
     bar.close()
-    if tb is not None:
-        tb.close()
+    run_log.close()
     ck = latest_checkpoint(out)
     return {"step": step, "stopped": stopped, "last": last, "checkpoint": str(ck) if ck else None}
