@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -34,7 +33,7 @@ from avspeech.model.config import EncoderConfig, preset
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import CharTokenizer, SentencePieceTokenizer
-from avspeech.training import StopOnSignal, adamw, latest_checkpoint, open_csv_log, resume_from, warmup_then_decay
+from avspeech.training import RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, warmup_then_decay
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +143,9 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
     opt = adamw(model, cfg.lr, cfg.weight_decay)
     factor = warmup_then_decay(cfg.warmup, cfg.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    step = resume_from(out, model, opt, sched, factor)
-    if step:
-        log.info("resumed from %s (step %d)", resume, step)
+    step, resumed = resume_latest(out, model, opt, sched, factor)
+    if resumed is not None:
+        log.info("resumed from %s (step %d)", resumed, step)
 
     def save(tag_step: int) -> Path:
         name = f"step_{tag_step:07d}"
@@ -158,17 +157,12 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
 
     fields = ["step", "epoch", "loss", "ctc", "att", "att_acc", "lr", "grad_norm", "sec_per_step"]
     atomic_write_text(out / "config.json", json.dumps(model_config, indent=1) + "\n")
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-
-        tb = SummaryWriter(str(out / "tb"), purge_step=step + 1 if step else None)
-    except ImportError:  # pragma: no cover
-        tb = None
+    run_log = RunLog(out, fields, step, prefix="recognition")
     last: dict[str, Any] = {}
     window: dict[str, list] = {k: [] for k in ("loss", "ctc", "att", "att_acc", "grad_norm", "sec")}
     bar = tqdm(total=cfg.steps, initial=step, desc="finetune recognition", unit="step", dynamic_ncols=True)
     stopped = False
-    with StopOnSignal() as stop, open_csv_log(out / "log.csv", fields, step) as writer:
+    with StopOnSignal() as stop:
         while step < cfg.steps and not stopped:
             epoch, pos = divmod(step, per_epoch)
             ds.set_epoch(epoch)
@@ -203,11 +197,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
                            **{k: round(float(np.mean(window[k])), 4) for k in ("loss", "ctc", "att", "att_acc",
                                                                                "grad_norm")}}
                     window = {k: [] for k in window}
-                    csv.DictWriter(writer, fieldnames=fields).writerow(row)
-                    writer.flush()
-                    if tb is not None:
-                        for key in ("loss", "ctc", "att", "att_acc", "lr", "grad_norm"):
-                            tb.add_scalar(f"recognition/{key}", float(row[key]), step)
+                    run_log.write(row)
                     bar.set_postfix(loss=f"{row['loss']:.2f}", ctc=f"{row['ctc']:.2f}")
                     last = row
                 stopped = stop.requested
@@ -216,8 +206,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
                 if step >= cfg.steps or stopped:
                     break
     bar.close()
-    if tb is not None:
-        tb.close()
+    run_log.close()
     ck = latest_checkpoint(out)
     return {"step": step, "stopped": stopped, "last": last, "checkpoint": str(ck) if ck else None}
 
