@@ -196,7 +196,7 @@ def test_model_modes_padding_and_decoder_causality():
     step_sum = 0.0
     for i, k in enumerate(hyp + [0]):
         lp = model.decoder(torch.tensor([[0] + hyp[:i]]), feats[:1], lengths[:1])[0, -1]
-        step_sum += float(lp[k])
+        step_sum += float(lp[k].detach())
     assert teacher[0] == pytest.approx(step_sum, abs=1e-4)
     losses = model.loss(feats, logp, ctc_len, lengths, [[3, 4, 5], []])
     assert torch.isfinite(losses["loss"]) and set(losses) >= {"ctc", "att", "loss"}
