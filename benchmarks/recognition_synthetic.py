@@ -65,13 +65,13 @@ def train_run(train: tuple[Path, Path], out: Path, steps: int, init_from: str | 
     return Path(s["checkpoint"])
 
 
-def per_face(model, clips: list[Path], out: Path) -> dict:
+def per_face(model, clips: list[Path], out: Path, options) -> dict:
     from avspeech.recognition.metrics import corpus_rates
     from avspeech.recognition.recognize import recognize_clip, synthetic_word_errors
 
     rows = []
     for clip in clips:
-        entries = recognize_clip(clip, out / clip.stem, model)
+        entries = recognize_clip(clip, out / clip.stem, model, options=options)
         for e, err in zip(entries, synthetic_word_errors(clip, entries)):
             rows.append({"clip": clip.stem, "track": e["track"], **err})
     return {"faces": len(rows), **{k: round(v, 2) for k, v in corpus_rates(rows).items()}, "rows": rows}
@@ -115,6 +115,7 @@ def main() -> None:
     p.add_argument("--two-speaker-clips", type=int, default=8)
     p.add_argument("--pretrained", help="pretraining checkpoint for the init comparison")
     p.add_argument("--compare-steps", type=int, default=300)
+    p.add_argument("--lexicon", help="word list for decoding (the grammar's words); also scored without it")
     p.add_argument("--ship", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("AVSPEECH_THREADS", "1")))
@@ -126,10 +127,19 @@ def main() -> None:
                                  args.train_manifest, args.heldout_manifest)
     ck = args.checkpoint or train_run(train, args.run or args.data / "run", args.steps)
     model = load_recognizer(ck)
-    ev = evaluate_recognition(model, held[0], held[1], args.data / "eval")
-    faces = per_face(model, two, args.data / "two_speaker_out")
+    from avspeech.recognition.data import Condition
+    from avspeech.recognition.decode import Lexicon
+    from avspeech.recognition.transcribe import DecodeOptions
+
+    options = DecodeOptions(lexicon=Lexicon.from_file(args.lexicon, model.tokenizer) if args.lexicon else None)
+    ev = evaluate_recognition(model, held[0], held[1], args.data / "eval", options=options)
+    faces = per_face(model, two, args.data / "two_speaker_out", options)
     result = {"checkpoint": str(ck), "train_config": json.loads((Path(ck) / "config.json").read_text()).get("train"),
-              "heldout": ev, "two_speaker": faces}
+              "lexicon": args.lexicon, "heldout": ev, "two_speaker": faces}
+    if args.lexicon:
+        free = evaluate_recognition(model, held[0], held[1], args.data / "eval_no_lexicon",
+                                    conds=[Condition(), Condition("speech", 0.0)])
+        result["heldout_no_lexicon"] = free["summary"]
     if args.pretrained:
         cmp = {}
         for name, init in (("pretrained", args.pretrained), ("random", None)):
@@ -157,9 +167,16 @@ def write_results(result: dict) -> None:
     get = {(r["mode"], r["condition"]): r["wer"] for r in summary}
     lines = ["# Recognition on the synthetic corpus", "",
              f"Checkpoint: `{result['checkpoint']}`; held-out set: {result['heldout']['utterances']} utterances "
-             "of voices never heard in training.", "", markdown_tables(summary, conds, ["A", "V", "AV"])]
+             "of voices never heard in training; decoding: beam 8, joint CTC/attention (CTC weight 0.5)"
+             + (f", word list `{Path(result['lexicon']).name}` (the grammar's {sum(1 for _ in open(result['lexicon']))} "
+                "words)" if result.get("lexicon") else "") + ".", "", markdown_tables(summary, conds, ["A", "V", "AV"])]
+    if "heldout_no_lexicon" in result:
+        free = result["heldout_no_lexicon"]
+        lines += ["Without the word list:", "",
+                  markdown_tables(free, list(dict.fromkeys(r["condition"] for r in free)), ["A", "V", "AV"])]
     a0, av0 = get.get(("A", "speech+0dB")), get.get(("AV", "speech+0dB"))
     faces = result["two_speaker"]
+    lines += [f"Training: {json.dumps(result['train_config'])}", ""] if result.get("train_config") else []
     checks = [("clean WER <= 5 % (A)", get[("A", "clean")] <= 5), ("clean WER <= 5 % (AV)", get[("AV", "clean")] <= 5),
               ("AV WER at 0 dB speech >= 30 % lower than A", a0 is not None and av0 <= 0.7 * a0),
               ("per-face WER on two-speaker clips <= 15 %", faces["wer"] <= 15)]
