@@ -113,6 +113,7 @@ def main() -> None:
     p.add_argument("--train-clips", type=int, default=300)
     p.add_argument("--heldout-clips", type=int, default=60)
     p.add_argument("--two-speaker-clips", type=int, default=8)
+    p.add_argument("--limit", type=int, help="score only the first N held-out utterances")
     p.add_argument("--pretrained", help="pretraining checkpoint for the init comparison")
     p.add_argument("--compare-steps", type=int, default=300)
     p.add_argument("--lexicon", help="word list for decoding (the grammar's words); also scored without it")
@@ -132,13 +133,13 @@ def main() -> None:
     from avspeech.recognition.transcribe import DecodeOptions
 
     options = DecodeOptions(lexicon=Lexicon.from_file(args.lexicon, model.tokenizer) if args.lexicon else None)
-    ev = evaluate_recognition(model, held[0], held[1], args.data / "eval", options=options)
+    ev = evaluate_recognition(model, held[0], held[1], args.data / "eval", options=options, limit=args.limit)
     faces = per_face(model, two, args.data / "two_speaker_out", options)
     result = {"checkpoint": str(ck), "train_config": json.loads((Path(ck) / "config.json").read_text()).get("train"),
               "lexicon": args.lexicon, "heldout": ev, "two_speaker": faces}
     if args.lexicon:
         free = evaluate_recognition(model, held[0], held[1], args.data / "eval_no_lexicon",
-                                    conds=[Condition(), Condition("speech", 0.0)])
+                                    conds=[Condition(), Condition("speech", 0.0)], limit=args.limit)
         result["heldout_no_lexicon"] = free["summary"]
     if args.pretrained:
         cmp = {}
