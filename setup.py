@@ -30,6 +30,8 @@ INSTALL_REQUIRES = [
     "fast-bss-eval==0.1.4",  # BSS-eval SDR (separation metrics)
     "pesq==0.0.4",  # ITU-T P.862.2 wide-band PESQ (built from source with the compiler pip finds)
     "pystoi==0.4.1",  # STOI
+    "jiwer==4.0.0",  # WER / CER (recognition metrics)
+    "sentencepiece==0.2.3",  # optional subword tokenizer of the recognition head (also a mediapipe dependency)
 ]
 
 EXTRAS_REQUIRE = {

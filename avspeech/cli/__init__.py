@@ -21,9 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("avspeech.cli.preprocess", "face tracks, 96x96 mouth ROIs and 16 kHz audio (AV-HuBERT layout)"),
     "cluster": ("avspeech.cli.cluster", "make k-means cluster targets for pretraining"),
     "pretrain": ("avspeech.cli.pretrain", "pretrain the encoder by joint masked cluster prediction"),
-    "finetune": ("avspeech.cli.finetune", "fine-tune a head on the encoder (separation)"),
-    "evaluate": ("avspeech.cli.evaluate", "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI)"),
+    "finetune": ("avspeech.cli.finetune", "fine-tune a head on the encoder (separation, recognition)"),
+    "evaluate": ("avspeech.cli.evaluate", "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI), recognition "
+                 "(WER, CER)"),
     "separate": ("avspeech.cli.separate", "separate the speakers of a clip: one wav, mp4 and thumbnail per face"),
+    "recognize": ("avspeech.cli.recognize", "transcribe each visible speaker of a clip (JSON + SRT per face)"),
 }
 
 

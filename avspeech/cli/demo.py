@@ -3,7 +3,9 @@
 Each stage of the package extends it; today: synthesize two-speaker clips and draw a contact sheet, pretrain a
 tiny encoder (synthetic single-speaker clips -> preprocess -> MFCC clusters -> masked prediction) and plot its
 training curves, then separate the speakers of a two-speaker clip with the separation checkpoint that ships and
-print each face's SI-SDR improvement against the clip's ground truth.
+print each face's SI-SDR improvement against the clip's ground truth, and finally transcribe each speaker of that
+clip (mixture audio + that face's lips) with the recognition checkpoint that ships and print each face's words
+with timestamps and its word error rate against the sentence the face says.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrain-clips", type=int, default=16, help="single-speaker clips for pretraining (default 16)")
     p.add_argument("--pretrain-steps", type=int, default=120, help="pretraining steps (default 120; 0 skips)")
     p.add_argument("--no-separate", action="store_true", help="skip the separation stage")
+    p.add_argument("--no-recognize", action="store_true", help="skip the recognition stage")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     corpus = out / "synth"
-    stages = 2 + (args.pretrain_steps > 0) + (not args.no_separate)
+    stages = 2 + (args.pretrain_steps > 0) + (not args.no_separate) + (not args.no_recognize)
     print(f"[1/{stages}] synthesizing {args.clips} two-speaker clips into {corpus}")
     config = SynthConfig(speakers=2, seed=args.seed)
     made, failures, skipped = synthesize_corpus(corpus, config, args.clips, resume=True,
@@ -56,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrain_steps > 0:
         _pretrain(args, out, stages)
     if not args.no_separate:
-        _separate(out, corpus / f"{clip_id(0)}.mp4", stages)
+        _separate(out, corpus / f"{clip_id(0)}.mp4", stages - (not args.no_recognize), stages)
+    if not args.no_recognize:
+        _recognize(out, corpus / f"{clip_id(0)}.mp4", stages)
     print(f"done: {out}")
     return 0
 
@@ -89,14 +94,29 @@ def _pretrain(args: argparse.Namespace, out: Path, stages: int) -> None:
     print(f"  training curves: {curves}")
 
 
-def _separate(out: Path, clip: Path, stages: int) -> None:
+def _separate(out: Path, clip: Path, stage: int, stages: int) -> None:
     from avspeech.separation.separate import separate_clip, synthetic_improvements
 
     target = out / "separated"
-    print(f"[{stages}/{stages}] separating the speakers of {clip.name} (checkpoint trained on synthetic data) "
+    print(f"[{stage}/{stages}] separating the speakers of {clip.name} (checkpoint trained on synthetic data) "
           f"into {target}")
     entries = separate_clip(clip, target)
     for e, gain in zip(entries, synthetic_improvements(clip, target)):
         print(f"  speaker_{e['track']}.wav ({e['start_s']:.2f}-{e['end_s']:.2f} s): SI-SDRi {gain['si_sdri']:+.1f} dB "
               f"(SI-SDR {gain['si_sdr']:.1f} dB against the face's clean voice, mixture {gain['si_sdr_mix']:.1f} dB)")
     print(f"  spectrograms: {target / 'spectrograms.png'}; per face: {target / 'speakers.json'}")
+
+
+def _recognize(out: Path, clip: Path, stages: int) -> None:
+    from avspeech.recognition.recognize import recognize_clip, synthetic_word_errors
+
+    target = out / "recognized"
+    print(f"[{stages}/{stages}] transcribing each speaker of {clip.name} (mixture audio + that face's lips; "
+          f"checkpoint trained on synthetic data) into {target}")
+    entries = recognize_clip(clip, target)
+    for e, err in zip(entries, synthetic_word_errors(clip, entries)):
+        words = " ".join(f"{w['word']}[{w['start']:.2f}-{w['end']:.2f}]" for w in e["words"]) or "(silent)"
+        rate = 100.0 * err["word_errors"] / max(err["words"], 1)
+        print(f"  speaker_{e['track']} ({e['start_s']:.2f}-{e['end_s']:.2f} s): \"{e['text']}\" (WER {rate:.0f}% "
+              f"against \"{err['reference']}\")\n    {words}")
+    print(f"  per face: {target / 'transcripts.json'}, subtitles: {target / 'transcripts.srt'}")

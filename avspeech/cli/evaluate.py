@@ -5,7 +5,7 @@ import argparse
 
 from avspeech.cli.finetune import add_task_parsers
 
-HELP = "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI)"
+HELP = "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI), recognition (WER, CER)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

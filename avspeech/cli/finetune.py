@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "fine-tune a head on the encoder (separation)"
+HELP = "fine-tune a head on the encoder (separation, recognition)"
 
 TASKS: dict[str, tuple[str, str]] = {
     "separation": ("avspeech.separation.commands", "one waveform per face: mixture audio + that face's lips"),
+    "recognition": ("avspeech.recognition.commands", "one transcript per face: CTC + attention decoder, A/V/AV"),
 }
 
 

@@ -1,0 +1,53 @@
+"""``avspeech recognize CLIP --out DIR``: one transcript (with word timestamps) per visible face."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "transcribe each visible speaker of a clip: JSON and SRT per face, word timestamps"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from avspeech.recognition.commands import _decode_arguments
+
+    p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s), with or without audio")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per clip when several are given)")
+    p.add_argument("--checkpoint", help="recognition checkpoint (default: the one that ships, trained on "
+                   "synthetic data only; real video needs a model trained on real data)")
+    p.add_argument("--mode", choices=["av", "audio", "video"],
+                   help="default: av when the clip has audio, video (lip reading) when it has none")
+    p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
+    p.add_argument("--chunk-seconds", type=float, default=20.0, help="decode long tracks in chunks of this length")
+    _decode_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from avspeech.batch import Failure, report_failures
+    from avspeech.errors import InputError
+    from avspeech.recognition.commands import decode_options
+    from avspeech.recognition.recognize import load_model, recognize_clip
+
+    model = load_model(args.checkpoint)
+    options = decode_options(args, model)
+    failures = []
+    for clip in args.clips:
+        out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem
+        try:
+            entries = recognize_clip(clip, out, model, checkpoint=args.checkpoint, max_faces=args.max_faces,
+                                     mode=args.mode, options=options, chunk_seconds=args.chunk_seconds)
+        except InputError as e:
+            if len(args.clips) == 1:
+                raise
+            failures.append(Failure(clip, e.cause))
+            continue
+        print(f"{clip}: {len(entries)} face(s) -> {out / 'transcripts.json'}")
+        for e in entries:
+            text = e["text"] or "(silent)"
+            print(f"  speaker_{e['track']} ({e['start_s']:.2f}-{e['end_s']:.2f} s, {e['mode']}): {text}")
+            if e["words"]:
+                print("    " + " ".join(f"{w['word']}[{w['start']:.2f}-{w['end']:.2f}]" for w in e["words"]))
+    if failures:
+        print(report_failures(failures, len(args.clips), "clips"))
+        return 1
+    return 0
