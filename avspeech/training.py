@@ -132,3 +132,18 @@ class RunLog:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def save_step(out: str | Path, step: int, model: torch.nn.Module, config: dict[str, Any],
+              opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR, **extra: Any) -> Path:
+    """Checkpoint ``out/checkpoints/step_NNNNNNN`` (weights, config, and the training state: optimiser,
+    scheduler, step, CPU RNG, plus ``extra``), then point ``checkpoints/latest`` at it; both atomic."""
+    from avspeech.io.atomic import atomic_write_text
+    from avspeech.model.checkpoint import save_checkpoint
+
+    name = f"step_{step:07d}"
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+             "rng_cpu": torch.get_rng_state(), **extra}
+    path = save_checkpoint(Path(out) / "checkpoints" / name, model, config, state)
+    atomic_write_text(Path(out) / "checkpoints" / "latest", name + "\n")
+    return path

@@ -35,13 +35,13 @@ from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate
 from avspeech.data.manifest import read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
-from avspeech.model.checkpoint import load_into, load_weights, save_checkpoint
+from avspeech.model.checkpoint import load_into, load_weights
 from avspeech.model.config import preset
 from avspeech.model.encoder import AVEncoder
 from avspeech.pretrain.masking import MaskConfig
 from avspeech.pretrain.objective import MaskedPredictionModel, accuracies
 from avspeech.training import (RunLog, StopOnSignal, adamw, distributed_env, latest_checkpoint, resume_latest,
-                               warmup_then_decay)
+                               save_step, warmup_then_decay)
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +131,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
 
-    def save(tag_step: int) -> Path:
-        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": tag_step,
-                 "rng_cpu": torch.get_rng_state(), "epoch": tag_step // per_epoch,
-                 "batch_in_epoch": (tag_step % per_epoch) * group}
-        name = f"step_{tag_step:07d}"
-        p = save_checkpoint(out / "checkpoints" / name, model, model_config, state)
-        atomic_write_text(out / "checkpoints" / "latest", name + "\n")
-        return p
 
     # ---- logs (rank 0): CSV rows past the resumed step are dropped (they were never checkpointed)
     fields = ["step", "epoch", "loss", "lr", "grad_norm", "acc_masked", "acc_unmasked", "acc_masked_av",
@@ -212,7 +204,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     last = row
                 stopped = stop.requested
                 if is_main and (step % cfg.save_every == 0 or step == cfg.steps or stopped):
-                    save(step)
+                    save_step(out, step, model, model_config, opt, sched, epoch=step // per_epoch,
+                              batch_in_epoch=(step % per_epoch) * group)
                 if world > 1:  # every rank stops together if any was signalled
                     flag = torch.tensor([int(stopped)], device=device)
                     dist.all_reduce(flag)

@@ -28,12 +28,13 @@ from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
-from avspeech.model.checkpoint import load_config, load_into, load_weights, save_checkpoint
+from avspeech.model.checkpoint import load_config, load_into, load_weights
 from avspeech.model.config import EncoderConfig, preset
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import CharTokenizer, SentencePieceTokenizer
-from avspeech.training import RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, warmup_then_decay
+from avspeech.training import (RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, save_step,
+                               warmup_then_decay)
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +148,6 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
     if resumed is not None:
         log.info("resumed from %s (step %d)", resumed, step)
 
-    def save(tag_step: int) -> Path:
-        name = f"step_{tag_step:07d}"
-        p = save_checkpoint(out / "checkpoints" / name, model, model_config,
-                            {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": tag_step,
-                             "rng_cpu": torch.get_rng_state()})
-        atomic_write_text(out / "checkpoints" / "latest", name + "\n")
-        return p
-
     fields = ["step", "epoch", "loss", "ctc", "att", "att_acc", "lr", "grad_norm", "sec_per_step"]
     atomic_write_text(out / "config.json", json.dumps(model_config, indent=1) + "\n")
     run_log = RunLog(out, fields, step, prefix="recognition")
@@ -202,7 +195,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
                     last = row
                 stopped = stop.requested
                 if step % cfg.save_every == 0 or step == cfg.steps or stopped:
-                    save(step)
+                    save_step(out, step, model, model_config, opt, sched)
                 if step >= cfg.steps or stopped:
                     break
     bar.close()
