@@ -100,6 +100,21 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise InputError(f"training state cannot be read safely ({str(e).splitlines()[0]})", f) from e
 
 
+def encoder_config_of(path: str | Path):
+    """The :class:`~avspeech.model.config.EncoderConfig` of any checkpoint of the package (pretraining,
+    separation, recognition), so a head can start from any of them."""
+    from avspeech.model.config import EncoderConfig
+
+    c = load_config(path)
+    for section in ("encoder", "separator", "recognizer"):
+        if section in c:
+            try:
+                return EncoderConfig.from_dict(c[section] if section == "encoder" else c[section]["encoder"])
+            except (TypeError, ValueError, KeyError) as e:
+                raise InputError(f"bad encoder config ({e})", Path(path) / CONFIG) from e
+    raise InputError("config has no 'encoder', 'separator' or 'recognizer' section", Path(path) / CONFIG)
+
+
 def load_encoder(path: str | Path):
     """The :class:`~avspeech.model.encoder.AVEncoder` of a checkpoint (pretraining or fine-tuning)."""
     from avspeech.model.config import EncoderConfig

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
-from avspeech.model.checkpoint import load_config, load_into, load_weights
-from avspeech.model.config import EncoderConfig, preset
+from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
+from avspeech.model.config import preset
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import CharTokenizer, SentencePieceTokenizer
@@ -68,15 +68,6 @@ class RecognitionTrainConfig:
     seed: int = 0
     workers: int = 0
     device: str = "auto"
-
-
-def encoder_config_of(path: str | Path) -> EncoderConfig:
-    """The encoder config of any checkpoint of the package (pretraining, separation, recognition)."""
-    c = load_config(path)
-    for section in ("encoder", "separator", "recognizer"):
-        if section in c:
-            return EncoderConfig.from_dict(c[section] if section == "encoder" else c[section]["encoder"])
-    raise InputError("config has no 'encoder', 'separator' or 'recognizer' section", Path(path) / "config.json")
 
 
 def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVRecognizer, dict[str, Any]]:

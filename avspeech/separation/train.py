@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
-from avspeech.model.checkpoint import load_config, load_into, load_weights
-from avspeech.model.config import EncoderConfig, preset
+from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
+from avspeech.model.config import preset
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig
@@ -64,19 +64,9 @@ class SeparationTrainConfig:
     device: str = "auto"
 
 
-def _encoder_config(cfg: SeparationTrainConfig) -> EncoderConfig:
-    if not cfg.init_from:
-        return preset(cfg.model)
-    c = load_config(cfg.init_from)
-    if "encoder" in c:
-        return EncoderConfig.from_dict(c["encoder"])
-    if "separator" in c:
-        return EncoderConfig.from_dict(c["separator"]["encoder"])
-    raise InputError("config has neither an 'encoder' nor a 'separator' section", cfg.init_from)
-
-
 def build_separator(cfg: SeparationTrainConfig) -> tuple[AVSeparator, dict[str, Any]]:
-    sep_cfg = SeparatorConfig(encoder=_encoder_config(cfg), mode=cfg.mode, hidden=cfg.hidden,
+    enc = encoder_config_of(cfg.init_from) if cfg.init_from else preset(cfg.model)
+    sep_cfg = SeparatorConfig(encoder=enc, mode=cfg.mode, hidden=cfg.hidden,
                               lip_attention=cfg.lip_attention)
     model = AVSeparator(sep_cfg)
     if cfg.init_from:  # the encoder only: a pretraining checkpoint, or another separation run
