@@ -29,3 +29,19 @@ def make_manifest(root: Path, lengths=(30, 42, 36, 50, 24, 45, 33, 40), seed: in
     path = root / "manifest.tsv"
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def assert_same_run(a: dict, b: dict, dir_a: Path, dir_b: Path) -> None:
+    """Two training runs (their summaries and folders) end with bit-identical weights and the same logged
+    steps, epochs and first two metrics."""
+    import torch
+
+    from avspeech.model.checkpoint import load_weights
+
+    wa, wb = load_weights(a["checkpoint"]), load_weights(b["checkpoint"])
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+    rows_a = (Path(dir_a) / "log.csv").read_text().splitlines()
+    rows_b = (Path(dir_b) / "log.csv").read_text().splitlines()
+    assert [r.split(",")[:4] for r in rows_a] == [r.split(",")[:4] for r in rows_b]

@@ -16,7 +16,7 @@ from avspeech.recognition.metrics import cer, corpus_rates, error_counts, wer
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import (CharTokenizer, SentencePieceTokenizer, normalise_text,
                                             tokenizer_from_dict)
-from data_helpers import make_manifest
+from data_helpers import assert_same_run, make_manifest
 
 SENTENCES = ["place red at f two now", "bin blue in n two again", "lay green by a one soon",
              "set white with z zero please"]
@@ -252,19 +252,12 @@ def test_transcript_file_checks(labelled, tmp_path):
 
 
 def test_finetune_resumes_exactly(labelled, tmp_path):
-    from avspeech.model.checkpoint import load_weights
     from avspeech.recognition.train import load_recognizer, train_recognition
 
     straight = train_recognition(_train_cfg(labelled, tmp_path / "a", 4))
     train_recognition(_train_cfg(labelled, tmp_path / "b", 2))
     resumed = train_recognition(_train_cfg(labelled, tmp_path / "b", 4))
-    wa, wb = load_weights(straight["checkpoint"]), load_weights(resumed["checkpoint"])
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
-    rows_a = (tmp_path / "a" / "log.csv").read_text().splitlines()
-    rows_b = (tmp_path / "b" / "log.csv").read_text().splitlines()
-    assert [r.split(",")[:4] for r in rows_a] == [r.split(",")[:4] for r in rows_b]
+    assert_same_run(straight, resumed, tmp_path / "a", tmp_path / "b")
     model = load_recognizer(straight["checkpoint"])
     assert model.cfg.decoder_layers == 1 and model.tokenizer.kind == "char"
     with pytest.raises(InputError, match="not a recognition checkpoint"):

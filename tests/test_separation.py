@@ -9,11 +9,11 @@ import torch
 from avspeech.data.manifest import read_manifest
 from avspeech.errors import InputError
 from avspeech.separation.metrics import energy_db, score, separation_loss, si_sdr
-from avspeech.separation.mixtures import (MixtureDataset, Mixture, collate_mixtures, make_mixtures, mix_pair,
+from avspeech.separation.mixtures import (MixtureDataset, Mixture, make_mixtures, mix_pair,
                                           read_mixtures, write_mixtures)
 from avspeech.separation.model import AVSeparator, SeparatorConfig
 from avspeech.separation.separate import separate_span
-from data_helpers import make_manifest
+from data_helpers import assert_same_run, make_manifest
 
 
 def _orthogonal_pair(rng, n):
@@ -179,7 +179,6 @@ def _train_cfg(manifest, mixtures, out, steps):
 
 
 def test_finetune_resumes_exactly(manifest, tmp_path):
-    from avspeech.model.checkpoint import load_weights
     from avspeech.separation.train import load_separator, train_separation
 
     mixtures = tmp_path / "mix.tsv"
@@ -189,13 +188,7 @@ def test_finetune_resumes_exactly(manifest, tmp_path):
     # totals; after the resume the learning rate follows the new total)
     train_separation(_train_cfg(manifest, mixtures, tmp_path / "b", 2))
     resumed = train_separation(_train_cfg(manifest, mixtures, tmp_path / "b", 4))
-    wa, wb = load_weights(straight["checkpoint"]), load_weights(resumed["checkpoint"])
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
-    rows_a = (tmp_path / "a" / "log.csv").read_text().splitlines()
-    rows_b = (tmp_path / "b" / "log.csv").read_text().splitlines()
-    assert [r.split(",")[:4] for r in rows_a] == [r.split(",")[:4] for r in rows_b]
+    assert_same_run(straight, resumed, tmp_path / "a", tmp_path / "b")
     assert load_separator(straight["checkpoint"]).cfg.hidden == 16
     with pytest.raises(InputError, match="not a separation checkpoint"):
         from avspeech.model.checkpoint import save_checkpoint

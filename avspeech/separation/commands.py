@@ -24,15 +24,12 @@ def _data(args: argparse.Namespace, out: Path, verb: str) -> tuple[Path, Path]:
 
     manifest = Path(args.manifest) if args.manifest else None
     if manifest is None:
-        from avspeech.synth.corpus import SynthConfig
-        from avspeech.synth.splits import HELDOUT_VOICES, TRAIN_VOICES, synth_and_preprocess
+        from avspeech.synth.splits import builtin_split
 
         train = verb == "finetune"
         print(f"no --manifest: making the built-in synthetic {'training' if train else 'held-out'} set in "
               f"{out / 'data'}")
-        manifest = synth_and_preprocess(out / "data", SynthConfig(
-            speakers=1, seed=1000 if train else 2000, voices=TRAIN_VOICES if train else HELDOUT_VOICES),
-            120 if train else 40)
+        manifest = builtin_split(out / "data", train, 120 if train else 40)
     if args.mixtures:
         return manifest, Path(args.mixtures)
     mixtures = out / "mixtures.tsv"

@@ -37,6 +37,16 @@ def synth_and_preprocess(root: str | Path, config, clips: int, workers: int | No
     return Path(report.manifest)
 
 
+def builtin_split(root: str | Path, train: bool, clips: int) -> Path:
+    """The built-in synthetic data of the heads' commands when no manifest is given: single-speaker clips with
+    the training voices (seed 1000) or the held-out voices (seed 2000), synthesized and preprocessed into
+    ``root`` (resumable); returns the manifest."""
+    from avspeech.synth.corpus import SynthConfig
+
+    return synth_and_preprocess(root, SynthConfig(speakers=1, seed=1000 if train else 2000,
+                                                  voices=TRAIN_VOICES if train else HELDOUT_VOICES), clips)
+
+
 def synthetic_speakers(manifest: str | Path, uids) -> list[dict | None]:
     """Per manifest id, the synthetic speaker (its sidecar entry: voice, text, phones, box...) whose face the
     track follows, when the manifest was made by ``avspeech preprocess`` from an ``avspeech synth`` corpus;
