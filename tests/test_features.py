@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from avspeech.features import LIP_MEAN, LIP_STD, LipTransform, filterbank_104, mfcc_39
-from avspeech.features.audio import log_filterbank
+from avspeech.features.audio import log_filterbank, warp_mel
 
 
 def _kaldi_fbank_numpy(x, bins=26, sr=16000):
@@ -54,6 +54,23 @@ def test_filterbank_104_stacks_pads_and_normalises():
     ref = raw[:40].reshape(10, 104)
     ref = (ref - ref.mean(1, keepdims=True)) / np.sqrt(ref.var(1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(norm, ref, atol=2e-3)
+
+
+def test_warp_mel_against_numpy_interp_and_moves_a_peak():
+    rng = np.random.default_rng(3)
+    fb = rng.normal(size=(7, 26))
+    for alpha in (0.85, 1.0, 1.13):
+        ours = warp_mel(torch.tensor(fb, dtype=torch.float64), alpha).numpy()
+        pos = np.clip(np.arange(26) / alpha, 0, 25)
+        ref = np.stack([np.interp(pos, np.arange(26), row) for row in fb])
+        np.testing.assert_allclose(ours, ref, atol=1e-12)
+    peak = np.zeros((1, 26))
+    peak[0, 10] = 1.0
+    assert int(warp_mel(torch.tensor(peak), 1.2).argmax()) == 12  # 12 / 1.2 = 10
+    assert int(warp_mel(torch.tensor(peak), 0.8).argmax()) == 8
+    x = rng.normal(0, 0.1, 640 * 10).astype(np.float32)
+    warped = filterbank_104(x, 10, normalize=False, warp=1.1).numpy()
+    np.testing.assert_allclose(warped[:9], warp_mel(log_filterbank(x), 1.1)[:36].reshape(9, 104).numpy(), atol=1e-6)
 
 
 def test_mfcc_39_rate_and_deltas():

@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "preprocess, cluster, then pretrain a tiny model")
     p.add_argument("--labels", help="cluster labels (avspeech cluster)")
     p.add_argument("--out", default="avspeech_pretrain", help="run folder (default ./avspeech_pretrain)")
-    p.add_argument("--model", default="tiny", choices=["tiny", "base", "large"])
+    p.add_argument("--model", default="tiny", choices=["tiny", "small", "base", "large"])
     p.add_argument("--fusion", default="cross", choices=["cross", "concat"])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3 for tiny, 5e-4 for "

@@ -3,6 +3,9 @@
 - :func:`filterbank_104`: 26 log mel energies, 25 ms window, 10 ms hop (100 Hz), four consecutive frames stacked
   into one 104-dim frame at 25 Hz, padded with zeros or cut to the video length, each frame normalised to zero
   mean and unit variance over its 104 values (AV-HuBERT's audio input).
+- :func:`warp_mel`: a vocal-tract-length-style warp of the mel axis (training augmentation: a voice with a
+  longer or shorter vocal tract has its formants lower or higher), applied by ``filterbank_104(warp=...)``
+  before stacking and normalisation.
 - :func:`mfcc_39`: 13 MFCCs with deltas and delta-deltas at 100 Hz, averaged over groups of four frames to 25 Hz
   (the features of the first clustering iteration).
 """
@@ -40,10 +43,29 @@ def log_filterbank(audio) -> torch.Tensor:
     return kaldi.fbank(x, num_mel_bins=FBANK_BINS, energy_floor=0.0, **_KALDI)
 
 
-def filterbank_104(audio, num_frames: int | None = None, normalize: bool = True) -> torch.Tensor:
-    """(N,) audio at 16 kHz -> (T, 104) at 25 Hz; T = ``num_frames`` (the video length) or N // 640."""
+def warp_mel(fbank: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(L, F) log mel energies -> the same with the mel axis scaled by ``alpha``: bin j takes the value at
+    position j / alpha (linear interpolation, clamped to the first and last bins), so alpha > 1 moves spectral
+    peaks up (a shorter vocal tract) and alpha < 1 down. alpha = 1 is the identity."""
+    if alpha <= 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    f = fbank.shape[-1]
+    pos = (torch.arange(f, dtype=torch.float64) / alpha).clamp(0, f - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=f - 1)
+    frac = (pos - lo).to(fbank.dtype)
+    return fbank[..., lo] * (1 - frac) + fbank[..., hi] * frac
+
+
+def filterbank_104(audio, num_frames: int | None = None, normalize: bool = True,
+                   warp: float | None = None) -> torch.Tensor:
+    """(N,) audio at 16 kHz -> (T, 104) at 25 Hz; T = ``num_frames`` (the video length) or N // 640.
+    ``warp``: scale the mel axis by this factor first (:func:`warp_mel`; training augmentation)."""
     t = len(audio) // (SAMPLE_RATE // 25) if num_frames is None else num_frames
-    fb = _fit(log_filterbank(audio), t * STACK)  # (4T, 26)
+    fb = log_filterbank(audio)
+    if warp is not None and warp != 1.0:
+        fb = warp_mel(fb, warp)
+    fb = _fit(fb, t * STACK)  # (4T, 26)
     feats = fb.reshape(t, AUDIO_DIM)  # (T, 104): frames 4t..4t+3 side by side
     if normalize and t:
         feats = torch.nn.functional.layer_norm(feats, (AUDIO_DIM,))

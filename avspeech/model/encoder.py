@@ -105,7 +105,16 @@ class AVEncoder(nn.Module):
         t = audio.shape[1] if audio is not None else lips.shape[2]
         ref = self.audio_frontend.proj.weight
         xa = self.audio_frontend(audio) if audio is not None else ref.new_zeros(b, t, self.cfg.dim)
-        xv = self.lip_frontend(lips) if lips is not None else ref.new_zeros(b, t, self.cfg.dim)
+        hv = has_video.bool() if has_video is not None else None
+        if lips is None:
+            xv = ref.new_zeros(b, t, self.cfg.dim)
+        elif hv is not None and bool(hv.any()) and not bool(hv.all()):
+            # the lip front-end is most of the compute: run it only on the samples that have video (a batch
+            # without any still runs it, times zero, so every parameter takes part, as DDP requires)
+            xv = ref.new_zeros(b, lips.shape[2], self.cfg.dim)
+            xv = xv.index_put((hv.nonzero()[:, 0],), self.lip_frontend(lips[hv]))
+        else:
+            xv = self.lip_frontend(lips)
         if xa.shape[1] != xv.shape[1]:
             raise ValueError(f"audio has {xa.shape[1]} frames and lips {xv.shape[1]}; both must be at 25 Hz "
                              "with the same padded length")

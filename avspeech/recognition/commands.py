@@ -59,7 +59,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
     p.add_argument("--out", default="avspeech_recognition", help="run folder (default ./avspeech_recognition)")
     p.add_argument("--init-from", help="checkpoint whose encoder starts the model (avspeech pretrain output)")
-    p.add_argument("--model", default="tiny", choices=["tiny", "base", "large"],
+    p.add_argument("--model", default="tiny", choices=["tiny", "small", "base", "large"],
                    help="encoder preset without --init-from")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only")
     p.add_argument("--tokenizer", default="char", choices=["char", "sentencepiece"],
@@ -73,6 +73,8 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--silent-prob", type=float, default=0.05,
                    help="fraction of training faces that do not speak (empty transcript, interfering audio)")
+    p.add_argument("--freq-warp", type=float, default=0.15,
+                   help="audio augmentation: the mel axis scaled by a factor in 1 +- this per item (0: off)")
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -89,7 +91,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         manifest=str(manifest), labels=str(labels), out=str(out), model=args.model, init_from=args.init_from,
         freeze_encoder=args.freeze_encoder, tokenizer=args.tokenizer, sp_vocab=args.sp_vocab,
         decoder_layers=args.decoder_layers, ctc_weight=args.ctc_weight, steps=args.steps, lr=args.lr,
-        warmup=args.warmup, batch_size=args.batch_size, silent_prob=args.silent_prob, save_every=args.save_every,
+        warmup=args.warmup, batch_size=args.batch_size, silent_prob=args.silent_prob, freq_warp=args.freq_warp,
+        save_every=args.save_every,
         log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device)
     summary = train_recognition(cfg)
     if summary["stopped"]:

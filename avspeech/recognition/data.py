@@ -10,6 +10,9 @@ waveform before features:
 
 - ``speech``: another utterance (from another clip) at ``snr_db`` below the target, looped or cut to length;
 - ``babble``: the sum of ``babble_talkers`` other utterances, each level-normalised, at ``snr_db``;
+- ``freq_warp`` (training): the mel axis of the audio features scaled by a factor drawn from
+  1 +- ``freq_warp`` per item (:func:`~avspeech.features.audio.warp_mel`), so voices with other vocal tract
+  lengths than the training voices' are not new to the model;
 - a *silent face* (training, probability ``silent_prob``): the target's voice is removed, an interfering voice
   remains, the lips are the first ROI frame held still and the transcript is empty, so the model learns that a
   face that does not move says nothing, whatever the audio.
@@ -111,13 +114,16 @@ class RecognitionDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None, tokenizer, *, train: bool = False,
                  condition: Condition = Condition(), noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2),
                  snr_range: tuple[float, float] = (-5.0, 10.0), babble_talkers: int = 4, silent_prob: float = 0.0,
-                 seed: int = 0):
+                 freq_warp: float = 0.0, seed: int = 0):
+        if not 0.0 <= freq_warp < 1.0:
+            raise ValueError(f"freq_warp must be in [0, 1), got {freq_warp}")
         self.utts = read_manifest(manifest)
         labels = labels if labels is not None else default_labels_path(manifest)
         self.texts = read_transcripts(labels, self.utts)
         self.tokenizer = tokenizer
         self.train, self.condition, self.noise_probs, self.snr_range = train, condition, noise_probs, snr_range
         self.babble_talkers, self.silent_prob, self.seed = babble_talkers, silent_prob, seed
+        self.freq_warp = freq_warp
         for u in self.utts:
             if u.video is None or u.audio is None:
                 raise InputError(f"{u.id}: recognition needs both the ROI video and the audio (the mode is chosen "
@@ -165,6 +171,7 @@ class RecognitionDataset(Dataset):
         g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
         rois, wav = self.load(i)
         text = self.texts[i]
+        warp = None
         if self.train:
             r = float(torch.rand((), generator=g))
             kind = "clean" if r < self.noise_probs[0] else "speech" if r < sum(self.noise_probs[:2]) else "babble"
@@ -178,11 +185,14 @@ class RecognitionDataset(Dataset):
                 text = ""
             elif kind != "clean":
                 wav = add_noise(wav, self.noise(i, kind, g), snr)
+            if self.freq_warp > 0:
+                warp = 1.0 + self.freq_warp * (2.0 * float(torch.rand((), generator=g)) - 1.0)
         elif self.condition.kind != "clean":
             wav = add_noise(wav, self.noise(i, self.condition.kind, None), self.condition.snr_db)
         t = len(rois)
-        return {"id": self.utts[i].id, "lips": self.lip_transform(rois, g), "audio": filterbank_104(wav, t),
-                "length": t, "text": text, "tokens": self.tokenizer.encode(text)}
+        return {"id": self.utts[i].id, "lips": self.lip_transform(rois, g),
+                "audio": filterbank_104(wav, t, warp=warp), "length": t, "text": text,
+                "tokens": self.tokenizer.encode(text)}
 
 
 def collate_recognition(items: Sequence[dict]) -> dict:

@@ -2,7 +2,7 @@
 
 - Data: :class:`~avspeech.recognition.data.RecognitionDataset` (a manifest and its ``.wrd`` transcripts), whole
   utterances in batches of ``batch_size`` in an order drawn from ``(seed, epoch)``; noise (interfering speech,
-  babble) and silent faces as configured there.
+  babble), silent faces and the mel-axis warp of the audio features (``freq_warp``) as configured there.
 - Modality dropout per sample (AV-HuBERT's fine-tuning recipe, so one model serves the three modes): both
   streams with probability ``p_av``, audio only ``p_audio``, video only the rest.
 - Model: :class:`~avspeech.recognition.model.AVRecognizer`; the encoder starts from ``init_from`` (a
@@ -62,6 +62,7 @@ class RecognitionTrainConfig:
     noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2)  # clean, interfering speech, babble
     snr_range: tuple[float, float] = (-5.0, 10.0)
     silent_prob: float = 0.05
+    freq_warp: float = 0.15  # mel-axis warp of the audio features, factor 1 +- freq_warp per item
     clip: float = 5.0
     save_every: int = 250
     log_every: int = 25
@@ -127,7 +128,8 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
         texts = read_transcripts(cfg.labels or default_labels_path(cfg.manifest))
         model, model_config = build_recognizer(cfg, texts)
     ds = RecognitionDataset(cfg.manifest, cfg.labels, model.tokenizer, train=True, noise_probs=cfg.noise_probs,
-                            snr_range=cfg.snr_range, silent_prob=cfg.silent_prob, seed=cfg.seed)
+                            snr_range=cfg.snr_range, silent_prob=cfg.silent_prob, freq_warp=cfg.freq_warp,
+                            seed=cfg.seed)
     per_epoch = len(ds) // cfg.batch_size
     if per_epoch == 0:
         raise InputError(f"{len(ds)} utterances are fewer than one batch of {cfg.batch_size}", cfg.manifest)

@@ -47,7 +47,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="av", choices=["av", "audio"],
                    help="av: the target face's lips select the voice; audio: the audio-only baseline (2 outputs, PIT)")
     p.add_argument("--init-from", help="checkpoint whose encoder starts the model (avspeech pretrain output)")
-    p.add_argument("--model", default="tiny", choices=["tiny", "base", "large"],
+    p.add_argument("--model", default="tiny", choices=["tiny", "small", "base", "large"],
                    help="encoder preset without --init-from")
     p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
     p.add_argument("--no-lip-attention", action="store_true",

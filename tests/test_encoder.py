@@ -1,0 +1,38 @@
+"""The encoder on padded batches with mixed modalities: each sample's features are those it gets alone."""
+import torch
+
+from avspeech.model.config import preset
+from avspeech.model.encoder import AVEncoder
+
+
+def test_mixed_modalities_and_padding_match_each_sample_alone():
+    torch.manual_seed(0)
+    enc = AVEncoder(preset("tiny")).eval()
+    b, t = 4, 12
+    lips = torch.randn(b, 1, t, 88, 88)
+    audio = torch.randn(b, t, 104)
+    lengths = torch.tensor([12, 9, 7, 12])
+    for i, n in enumerate(lengths.tolist()):  # padding is zeros, as the collate functions make it
+        lips[i, :, n:] = 0
+        audio[i, n:] = 0
+    has_audio = torch.tensor([True, True, False, True])
+    has_video = torch.tensor([True, False, True, False])  # the lip front-end runs on samples 0 and 2 only
+    with torch.no_grad():
+        out = enc(lips, audio, lengths, has_audio, has_video)
+        for i in range(b):
+            n = int(lengths[i])
+            alone = enc(lips[i:i + 1, :, :n] if has_video[i] else None, audio[i:i + 1, :n] if has_audio[i] else None,
+                        lengths[i:i + 1])
+            torch.testing.assert_close(out[i, :n], alone[0], atol=2e-5, rtol=1e-4)
+            assert torch.all(out[i, n:] == 0)
+
+
+def test_batch_without_video_still_uses_every_parameter():
+    """DDP needs every parameter in the graph: a batch where no sample has video still runs the lip front-end."""
+    torch.manual_seed(0)
+    enc = AVEncoder(preset("tiny"))
+    lips = torch.randn(2, 1, 5, 88, 88)
+    audio = torch.randn(2, 5, 104)
+    out = enc(lips, audio, torch.tensor([5, 5]), torch.tensor([True, True]), torch.tensor([False, False]))
+    out.sum().backward()
+    assert all(p.grad is not None for p in enc.lip_frontend.parameters())
