@@ -270,6 +270,26 @@ def test_finetune_resumes_exactly(labelled, tmp_path):
         load_recognizer(tmp_path / "a" / "checkpoints" / "step_0000004")
 
 
+def test_recognition_checkpoint_continues_whole_and_audio_only_runs_skip_lips(labelled, tmp_path):
+    from avspeech.model.checkpoint import load_weights
+    from avspeech.recognition.train import build_recognizer, train_recognition
+
+    first = train_recognition(_train_cfg(labelled, tmp_path / "stage1", 2, p_av=0.0, p_audio=1.0))
+    weights = load_weights(first["checkpoint"])
+    # an audio-only run never uses the lip front-end: its weights stay at their initial values
+    torch.manual_seed(0)  # as train_recognition seeds before building (seed 0)
+    fresh, _ = build_recognizer(_train_cfg(labelled, tmp_path / "x", 1), [])
+    lip = {k: v for k, v in fresh.state_dict().items() if k.startswith("encoder.lip_frontend.")}
+    assert all(torch.equal(weights[k], v) for k, v in lip.items())
+    cfg = _train_cfg(labelled, tmp_path / "stage2", 1, init_from=first["checkpoint"])
+    cfg.decoder_layers, cfg.tokenizer = 2, "sentencepiece"
+    model, config = build_recognizer(cfg, [])
+    # the checkpoint's heads and tokenizer, not the new config's
+    assert config["recognizer"]["decoder_layers"] == 1 and model.tokenizer.kind == "char"
+    state = model.state_dict()
+    assert set(state) == set(weights) and all(torch.equal(state[k], weights[k]) for k in weights)
+
+
 def test_sentencepiece_finetune_and_ctc_only(labelled, tmp_path):
     from avspeech.recognition.train import load_recognizer, train_recognition
 

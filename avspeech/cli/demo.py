@@ -108,12 +108,17 @@ def _separate(out: Path, clip: Path, stage: int, stages: int) -> None:
 
 
 def _recognize(out: Path, clip: Path, stages: int) -> None:
-    from avspeech.recognition.recognize import recognize_clip, synthetic_word_errors
+    from avspeech.recognition.decode import Lexicon
+    from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip, synthetic_word_errors
+    from avspeech.recognition.transcribe import DecodeOptions
 
     target = out / "recognized"
+    word_list = default_checkpoint() / "words.txt"  # the synthetic grammar's 51 words
     print(f"[{stages}/{stages}] transcribing each speaker of {clip.name} (mixture audio + that face's lips; "
-          f"checkpoint trained on synthetic data) into {target}")
-    entries = recognize_clip(clip, target)
+          f"checkpoint trained on synthetic data, decoding with the word list {word_list.name}) into {target}")
+    model = load_model()
+    entries = recognize_clip(clip, target, model, options=DecodeOptions(lexicon=Lexicon.from_file(word_list,
+                                                                                                  model.tokenizer)))
     for e, err in zip(entries, synthetic_word_errors(clip, entries)):
         words = " ".join(f"{w['word']}[{w['start']:.2f}-{w['end']:.2f}]" for w in e["words"]) or "(silent)"
         rate = 100.0 * err["word_errors"] / max(err["words"], 1)

@@ -58,7 +58,8 @@ def decode_options(args: argparse.Namespace, model):
 def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
     p.add_argument("--out", default="avspeech_recognition", help="run folder (default ./avspeech_recognition)")
-    p.add_argument("--init-from", help="checkpoint whose encoder starts the model (avspeech pretrain output)")
+    p.add_argument("--init-from", help="checkpoint whose encoder starts the model (avspeech pretrain output; a "
+                   "recognition checkpoint continues whole, heads and tokenizer included)")
     p.add_argument("--model", default="tiny", choices=["tiny", "small", "base", "large"],
                    help="encoder preset without --init-from")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only")

@@ -72,6 +72,14 @@ class RecognitionTrainConfig:
 
 
 def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVRecognizer, dict[str, Any]]:
+    """A new recognizer: the encoder from ``init_from`` (any checkpoint with an encoder) or at random, new heads.
+    A recognition checkpoint as ``init_from`` continues whole: its heads and tokenizer come with it (a later
+    stage of a recipe, or new data)."""
+    if cfg.init_from and load_config(cfg.init_from).get("kind") == "recognition":
+        model = load_recognizer(cfg.init_from).train()
+        if cfg.freeze_encoder:
+            model.encoder.requires_grad_(False)
+        return model, {"kind": "recognition", "recognizer": model.cfg.to_dict(), "train": dataclasses.asdict(cfg)}
     if cfg.tokenizer == "char":
         tok = CharTokenizer()
     elif cfg.tokenizer == "sentencepiece":
@@ -163,8 +171,10 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
                 g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
                 has_audio, has_video = modality_flags(len(batch["ids"]), cfg.p_av, cfg.p_audio, g)
                 lengths = batch["lengths"].to(device)
-                feats, logp, ctc_len = model.encode(batch["lips"].to(device), batch["audio"].to(device), lengths,
-                                                    has_audio.to(device), has_video.to(device))
+                # a batch without video (always, with p_av = 0 and p_audio = 1) skips the lip front-end
+                lips = batch["lips"].to(device) if bool(has_video.any()) else None
+                feats, logp, ctc_len = model.encode(lips, batch["audio"].to(device), lengths, has_audio.to(device),
+                                                    has_video.to(device))
                 losses = model.loss(feats, logp, ctc_len, lengths, batch["tokens"])
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
