@@ -87,17 +87,16 @@ def silent_faces(model, held: tuple[Path, Path], options, limit: int | None = No
     import numpy as np
 
     from avspeech.features import LipTransform, filterbank_104
-    from avspeech.recognition.data import RecognitionDataset
+    from avspeech.recognition.data import RecognitionDataset, silent_face
     from avspeech.recognition.transcribe import transcribe_batch
 
     ds = RecognitionDataset(held[0], held[1], model.tokenizer)
     n = min(len(ds), limit or len(ds))
     words = []
     for i in range(n):
-        rois, wav = ds.load(i)
-        still = np.repeat(rois[:1], len(rois), axis=0)
-        audio = filterbank_104(np.resize(ds.noise(i, "speech", None), len(wav)).astype(np.float32), len(rois))
-        h = transcribe_batch(model, LipTransform()(still)[None], audio[None], torch.tensor([len(rois)]), "av",
+        still, wav = silent_face(*ds.load(i), ds.noise(i, "speech", None))
+        audio = filterbank_104(wav, len(still))
+        h = transcribe_batch(model, LipTransform()(still)[None], audio[None], torch.tensor([len(still)]), "av",
                              options)[0]
         words.append(len(h.text.split()))
     return {"faces": n, "empty": int(sum(w == 0 for w in words)), "words_inserted": int(sum(words)),

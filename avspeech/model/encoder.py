@@ -109,8 +109,9 @@ class AVEncoder(nn.Module):
         if lips is None:
             xv = ref.new_zeros(b, t, self.cfg.dim)
         elif hv is not None and bool(hv.any()) and not bool(hv.all()):
-            # the lip front-end is most of the compute: run it only on the samples that have video (a batch
-            # without any still runs it, times zero, so every parameter takes part, as DDP requires)
+            # the lip front-end is most of the compute: run it only on the samples that have video. A batch
+            # where no sample has video takes the branch below (times zero later), so every parameter still
+            # takes part, as DDP requires; a caller without DDP can pass lips=None instead.
             xv = ref.new_zeros(b, lips.shape[2], self.cfg.dim)
             xv = xv.index_put((hv.nonzero()[:, 0],), self.lip_frontend(lips[hv]))
         else:

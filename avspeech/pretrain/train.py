@@ -131,7 +131,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
 
-
     # ---- logs (rank 0): CSV rows past the resumed step are dropped (they were never checkpointed)
     fields = ["step", "epoch", "loss", "lr", "grad_norm", "acc_masked", "acc_unmasked", "acc_masked_av",
               "acc_masked_a", "acc_masked_v", "frames", "sec_per_step"]

@@ -93,8 +93,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         freeze_encoder=args.freeze_encoder, tokenizer=args.tokenizer, sp_vocab=args.sp_vocab,
         decoder_layers=args.decoder_layers, ctc_weight=args.ctc_weight, steps=args.steps, lr=args.lr,
         warmup=args.warmup, batch_size=args.batch_size, silent_prob=args.silent_prob, freq_warp=args.freq_warp,
-        save_every=args.save_every,
-        log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device)
+        save_every=args.save_every, log_every=args.log_every, seed=args.seed, workers=args.workers,
+        device=args.device)
     summary = train_recognition(cfg)
     if summary["stopped"]:
         print(f"stopped at step {summary['step']}; checkpoint {summary['checkpoint']}; re-run the same command "

@@ -110,6 +110,12 @@ def add_noise(target: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
     return (target + g * noise).astype(np.float32)
 
 
+def silent_face(rois: np.ndarray, wav: np.ndarray, voice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A face that does not speak: its first ROI frame held still, and someone else's ``voice`` (looped or cut to
+    the length of ``wav``) as the only speech in the audio."""
+    return np.repeat(rois[:1], len(rois), axis=0), np.resize(voice, len(wav)).astype(np.float32)
+
+
 class RecognitionDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None, tokenizer, *, train: bool = False,
                  condition: Condition = Condition(), noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2),
@@ -179,9 +185,7 @@ class RecognitionDataset(Dataset):
             snr = lo + (hi - lo) * float(torch.rand((), generator=g))
             silent = self.silent_prob > 0 and float(torch.rand((), generator=g)) < self.silent_prob
             if silent:
-                noise = self.noise(i, "speech", g)
-                wav = np.resize(noise, len(wav)).astype(np.float32)
-                rois = np.repeat(rois[:1], len(rois), axis=0)
+                rois, wav = silent_face(rois, wav, self.noise(i, "speech", g))
                 text = ""
             elif kind != "clean":
                 wav = add_noise(wav, self.noise(i, kind, g), snr)
