@@ -103,6 +103,18 @@ def training_record(run: Path) -> dict:
     return {"last": rows[-1], "train_minutes": round(seconds / 60, 1)}
 
 
+def encoder_words(args) -> str:
+    """How the encoder started, for the results page."""
+    if args.init_from:
+        from avspeech.model.checkpoint import load_config
+
+        kind = load_config(args.init_from).get("kind", "pretraining")
+        start = f"encoder from the {kind} checkpoint `{args.init_from}`"
+    else:
+        start = f"{args.model} encoder at random init"
+    return start + (", frozen" if args.freeze_encoder else ", fine-tuned")
+
+
 def plot(path: Path, logs: dict[str, Path], summary: dict) -> None:
     import csv
 
@@ -141,7 +153,10 @@ def main() -> None:
     ap.add_argument("--audio-steps", type=int, default=None, help="audio-only baseline steps (default --steps)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--init-from", help="pretraining checkpoint for the encoder")
+    ap.add_argument("--init-from", help="checkpoint for the encoder (pretraining, recognition or separation)")
+    ap.add_argument("--model", default="tiny", help="encoder preset without --init-from")
+    ap.add_argument("--hidden", type=int, default=128, help="width of the mask network (BLSTM)")
+    ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--ship", action="store_true", help="copy the audio-visual model into avspeech/pretrained/")
     args = ap.parse_args()
 
@@ -156,12 +171,14 @@ def main() -> None:
             "audio-only (best permutation)": ("audio", data / "runs" / "audio", args.audio_steps or args.steps)}
     summary: dict = {"command": "python benchmarks/separation_synthetic.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))
-        + (" --ship" if args.ship else ""), "threads": torch.get_num_threads(), "heldout": {}, "train": {}}
+        + (" --freeze-encoder" if args.freeze_encoder else "") + (" --ship" if args.ship else ""),
+        "threads": torch.get_num_threads(), "heldout": {}, "train": {}}
     models = {}
     for name, (mode, out, steps) in runs.items():
         res = train_separation(SeparationTrainConfig(
             manifest=str(train), mixtures=str(lists["train"]), out=str(out), mode=mode, steps=steps,
-            lr=args.lr, batch_size=args.batch, init_from=args.init_from, warmup=min(100, steps // 10)))
+            lr=args.lr, batch_size=args.batch, init_from=args.init_from, warmup=min(100, steps // 10),
+            model=args.model, hidden=args.hidden, freeze_encoder=args.freeze_encoder))
         summary["train"][name] = {"steps": res["step"], "checkpoint": res["checkpoint"], **training_record(out)}
         models[name] = load_separator(res["checkpoint"])
     for lst in ("different_voice", "same_voice"):
@@ -177,7 +194,8 @@ def main() -> None:
     (RESULTS / "separation_synthetic.json").write_text(json.dumps(summary, indent=1) + "\n")
     md = ["# Separation on the synthetic corpus (held-out voices, sentences and face variations)", "",
           f"`{summary['command']}`", "",
-          "Training (tiny encoder, fine-tuned; 2 s crops at +-5 dB; CPU, one thread each, sharing 2 cores): "
+          f"Training ({encoder_words(args)}; mask network width {args.hidden}; 2 s crops at +-5 dB; CPU, "
+          f"{summary['threads']} thread(s)): "
           + "; ".join(f"{n}: {r['steps']} steps in {r['train_minutes']} min, final training SI-SDR "
                       f"{float(r['last']['si_sdr']):.2f} dB" for n, r in summary["train"].items()) + ".", "",
           f"Evaluation: {summary['minutes']} min.", ""]
