@@ -89,13 +89,37 @@ def train_run(train: tuple[Path, Path], out: Path, steps: int, init_from: str | 
     return Path(s["checkpoint"])
 
 
-def audio_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str | None, model: str):
-    """The recipe's first stage: audio only, clean speech, lr 2e-3."""
+def audio_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str | None, model: str,
+                mode: str = "audio"):
+    """The recipe's first stage: audio only, clean speech, lr 2e-3 (``mode="video"``: the same on lips only, for
+    the init comparison)."""
     from avspeech.recognition.train import RecognitionTrainConfig
 
     return RecognitionTrainConfig(manifest=str(train[0]), labels=str(train[1]), save_every=100, model=model,
-                                  out=str(out), init_from=init_from, steps=steps, p_av=0.0, p_audio=1.0,
-                                  noise_probs=(1.0, 0.0, 0.0), silent_prob=0.0)
+                                  out=str(out), init_from=init_from, steps=steps, p_av=0.0,
+                                  p_audio=1.0 if mode == "audio" else 0.0, noise_probs=(1.0, 0.0, 0.0),
+                                  silent_prob=0.0)
+
+
+def paired_bootstrap(pretrained: Path, random: Path, mode: str, n: int = 2000, seed: int = 0) -> dict:
+    """WER(random) - WER(pretrained) in points, with a 95 % interval from resampling utterances (paired: the
+    same utterances for both), from the per-utterance ``results.csv`` of two evaluations."""
+    import csv
+
+    import numpy as np
+
+    rows = {}
+    for name, d in (("pretrained", pretrained), ("random", random)):
+        rows[name] = {r["id"]: (int(r["word_errors"]), int(r["words"])) for r in csv.DictReader(open(d / "results.csv"))
+                      if r["mode"] == mode and r["condition"] == "clean"}
+    ids = sorted(rows["pretrained"])
+    e = np.array([[rows[k][i][0] for i in ids] for k in ("pretrained", "random")], dtype=float)
+    w = np.array([rows["pretrained"][i][1] for i in ids], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(ids), (n, len(ids)))
+    diff = 100 * (e[1][idx].sum(1) - e[0][idx].sum(1)) / w[idx].sum(1)
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return {"wer_gain_points": round(float(100 * (e[1].sum() - e[0].sum()) / w.sum()), 2),
+            "ci95": [round(float(lo), 2), round(float(hi), 2)], "utterances": len(ids)}
 
 
 def first_clips(train: tuple[Path, Path], n: int, data: Path) -> tuple[Path, Path]:
@@ -184,6 +208,10 @@ def main() -> None:
     p.add_argument("--limit", type=int, help="score only the first N held-out utterances")
     p.add_argument("--pretrained", help="pretraining checkpoint for the init comparison")
     p.add_argument("--compare-steps", type=int, default=300)
+    p.add_argument("--compare-only", action="store_true",
+                   help="run only the init comparison and add it to the results already written")
+    p.add_argument("--compare-mode", choices=("audio", "video"), default="audio",
+                   help="the modality the init comparison fine-tunes and scores")
     p.add_argument("--compare-clips", type=int, help="fine-tune the init comparison on the first N training clips "
                    "only (labelled data scarce, as when pretraining pays)")
     p.add_argument("--lexicon", help="word list for decoding (the grammar's words); also scored without it")
@@ -204,32 +232,43 @@ def main() -> None:
     from avspeech.recognition.transcribe import DecodeOptions
 
     options = DecodeOptions(lexicon=Lexicon.from_file(args.lexicon, model.tokenizer) if args.lexicon else None)
-    ev = evaluate_recognition(model, held[0], held[1], args.data / "eval", options=options, limit=args.limit)
-    faces = per_face(model, two, args.data / "two_speaker_out", options)
-    result = {"checkpoint": str(ck), "train_config": json.loads((Path(ck) / "config.json").read_text()).get("train"),
-              "lexicon": args.lexicon, "heldout": ev, "two_speaker": faces,
-              "silent_faces": silent_faces(model, held, options, args.limit)}
-    if args.lexicon:
-        free = evaluate_recognition(model, held[0], held[1], args.data / "eval_no_lexicon",
-                                    conds=[Condition(), Condition("speech", 0.0)], limit=args.limit)
-        result["heldout_no_lexicon"] = free["summary"]
+    if args.compare_only:  # add an init comparison to the results already written
+        result = json.loads((RESULTS / "recognition_synthetic.json").read_text())
+    else:
+        ev = evaluate_recognition(model, held[0], held[1], args.data / "eval", options=options, limit=args.limit)
+        faces = per_face(model, two, args.data / "two_speaker_out", options)
+        result = {"checkpoint": str(ck), "train_config": json.loads((Path(ck) / "config.json").read_text()).get("train"),
+                  "lexicon": args.lexicon, "heldout": ev, "two_speaker": faces,
+                  "silent_faces": silent_faces(model, held, options, args.limit)}
+        if args.lexicon:
+            free = evaluate_recognition(model, held[0], held[1], args.data / "eval_no_lexicon",
+                                        conds=[Condition(), Condition("speech", 0.0)], limit=args.limit)
+            result["heldout_no_lexicon"] = free["summary"]
     if args.pretrained:
         from avspeech.recognition.train import train_recognition
 
         cmp = {}
-        few, tag = train, f"compare_audio_{args.compare_steps}"
+        few, tag = train, f"compare_{args.compare_mode}_{args.compare_steps}"
         if args.compare_clips:
             few, tag = first_clips(train, args.compare_clips, args.data), f"{tag}_{args.compare_clips}clips"
         for name, init in (("pretrained", args.pretrained), ("random", None)):
             c = train_recognition(audio_stage(few, args.data / f"{tag}_{name}", args.compare_steps, init,
-                                              args.model))["checkpoint"]
+                                              args.model, args.compare_mode))["checkpoint"]
             s = evaluate_recognition(load_recognizer(c), held[0], held[1], args.data / f"eval_{tag}_{name}",
-                                     conds=[Condition()], modes=("audio",), options=options)
+                                     conds=[Condition()], modes=(args.compare_mode,), options=options)
             cmp[name] = s["summary"]
-        result["init_comparison"] = {"steps": args.compare_steps, "clips": args.compare_clips or len(
+        cmp["bootstrap"] = paired_bootstrap(args.data / f"eval_{tag}_pretrained", args.data / f"eval_{tag}_random",
+                                            {"audio": "A", "video": "V"}[args.compare_mode])
+        key = ("init_comparison" + (f"_{args.compare_mode}" if args.compare_mode != "audio" else "")
+               + (f"_{args.compare_clips}clips" if args.compare_clips else ""))
+        result[key] = {
+            "mode": args.compare_mode, "steps": args.compare_steps, "clips": args.compare_clips or len(
             train[1].read_text().splitlines()), "pretrained_checkpoint": args.pretrained, **cmp}
-    result["seconds"] = round(time.time() - t0, 1)
-    result["command"] = "python benchmarks/recognition_synthetic.py " + " ".join(sys.argv[1:])
+    if not args.compare_only:
+        result["seconds"] = round(time.time() - t0, 1)
+        result["command"] = "python benchmarks/recognition_synthetic.py " + " ".join(sys.argv[1:])
+    elif args.pretrained:
+        result[key]["command"] = "python benchmarks/recognition_synthetic.py " + " ".join(sys.argv[1:])
     write_results(result)
     if args.ship:
         SHIP.mkdir(parents=True, exist_ok=True)
@@ -272,14 +311,19 @@ def write_results(result: dict) -> None:
     comparisons = [k for k in result if k.startswith("init_comparison")]
     for key in comparisons:  # init_comparison, and others kept from earlier runs (init_comparison_<tag>)
         ic = result[key]
-        wer = {name: next(r["wer"] for r in ic[name] if r["mode"] == "A") for name in ("pretrained", "random")}
-        lines += [f"Init comparison, {ic['steps']} steps of the first stage (audio only, clean) on "
+        m = {"audio": "A", "video": "V"}[ic.get("mode", "audio")]
+        wer = {name: next(r["wer"] for r in ic[name] if r["mode"] == m) for name in ("pretrained", "random")}
+        lines += [f"Init comparison, {ic['steps']} steps of the first stage ({ic.get('mode', 'audio')} only, clean) on "
                   f"{ic.get('clips', '?')} labelled training clips from each init (pretrained: "
-                  f"`{ic.get('pretrained_checkpoint', '?')}`): held-out clean A WER {wer['pretrained']:.1f} % "
+                  f"`{ic.get('pretrained_checkpoint', '?')}`): held-out clean {m} WER {wer['pretrained']:.1f} % "
                   f"from the pretrained encoder, {wer['random']:.1f} % from random init"
+                  + (f" (gain {bs['wer_gain_points']:+.1f} points, 95 % interval {bs['ci95'][0]:+.1f} to "
+                     f"{bs['ci95'][1]:+.1f} from a paired bootstrap over utterances)" if (bs := ic.get("bootstrap")) else "")
                   + (f" (`{ic['command']}`)" if ic.get("command") else "") + ".", ""]
-        checks.append((f"pretrained init beats random init ({ic['steps']} steps, {ic.get('clips', '?')} clips)",
-                       wer["pretrained"] < wer["random"]))
+        # a win is a gain whose bootstrap interval excludes zero (without the interval: any gain)
+        won = bs["ci95"][0] > 0 if bs else wer["pretrained"] < wer["random"]
+        checks.append((f"pretrained init beats random init ({m}, {ic['steps']} steps, {ic.get('clips', '?')} clips)",
+                       won))
     if not comparisons:
         lines += ["Init comparison (pretrained encoder vs random init): not run.", ""]
     lines += ["Target | met", "---|---"] + [f"{name} | {'yes' if ok else 'no'}" for name, ok in checks] + [""]
