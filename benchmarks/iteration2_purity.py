@@ -106,4 +106,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from avspeech.errors import InputError
+
+    try:
+        main()
+    except InputError as e:  # a missing or bad manifest / checkpoint: the file and the cause, no traceback
+        raise SystemExit(f"error: {e}")

@@ -10,16 +10,20 @@
    about 0.15 s a step on 2 cores). Stage 2, ``--steps``: continues that model whole with modality dropout
    AV/A/V 0.4/0.4/0.2, interfering speech or babble at -5..10 dB on half the items, 5 % silent faces, lr 1e-3.
    Stage 3, ``--polish-steps``: continues again at lr 5e-4, AV/A/V 0.5/0.4/0.1, 45 % interfering speech, 15 %
-   babble, a new data order (it took clean A from 5.6 to 4.7 % and per-face WER from 18.8 to 16.7 %). All resume. Why: in one noisy audio-visual stage the audio path learns slowly (clean A-only WER 52 % after
+   babble, a new data order (it took clean A from 5.6 to 4.7 % and per-face WER from 18.8 to 16.7 %). All
+   resume. Why stages: in one noisy audio-visual stage the audio path learns slowly (clean A-only WER 52 % after
    800 steps, 63 % on the training voices after 1200 steps of the 70 %-noisy recipe), while clean audio-only
    training reaches 4.7 % held-out WER in 1000 steps. Word errors also fall steeply with the amount of training
    speech (audio only, 300 clips: 19 %; 150 clips: 45 %).
 3. Score on the held-out set per mode (A, V, AV), clean and with interfering speech / babble at -5, 0, 5 dB
    (beam 8, joint CTC/attention rescoring with CTC weight 0.5); per face on the two-speaker clips through the
    whole ``avspeech recognize`` path (face tracking, mixture audio + that face's lips).
-4. With ``--pretrained CK``: the recipe's first stage (audio only, clean) for ``--compare-steps`` steps from that
-   encoder and from random init, both scored on the held-out set (clean, A). The first stage because it is
-   where the encoder's start shows: 300 steps of the noisy audio-visual stage leave both inits near 98 % WER.
+4. With ``--pretrained CK``: the recipe's first stage (clean; audio only, or lips only with ``--compare-mode
+   video``) for ``--compare-steps`` steps from that encoder and from random init, on all training clips or the
+   first ``--compare-clips``, both scored on the held-out set in that mode. The first stage because it is where
+   the encoder's start shows: 300 steps of the noisy audio-visual stage leave both inits near 98 % WER. A win
+   is a WER gain whose paired bootstrap interval (utterances resampled) excludes zero. ``--compare-only`` adds
+   a comparison to the results already written.
 5. ``--ship``: copy the weights and config to ``avspeech/pretrained/recognition_synth/``.
 
 Writes ``benchmarks/results/recognition_synthetic.{json,md,png}``.
@@ -76,7 +80,7 @@ def train_run(train: tuple[Path, Path], out: Path, steps: int, init_from: str | 
 
     common = dict(manifest=str(train[0]), labels=str(train[1]), save_every=100, model=model)
     if audio_steps:
-        s = train_recognition(audio_stage(train, out.with_name(out.name + "_audio"), audio_steps, init_from, model))
+        s = train_recognition(first_stage(train, out.with_name(out.name + "_audio"), audio_steps, init_from, model))
         init_from = s["checkpoint"]
     s = train_recognition(RecognitionTrainConfig(out=str(out), init_from=init_from, steps=steps, p_av=0.4,
                                                  p_audio=0.4, noise_probs=(0.5, 0.3, 0.2),
@@ -89,8 +93,8 @@ def train_run(train: tuple[Path, Path], out: Path, steps: int, init_from: str | 
     return Path(s["checkpoint"])
 
 
-def audio_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str | None, model: str,
-                mode: str = "audio"):
+def first_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str | None, model: str,
+                mode: str = "audio", lr: float = 2e-3):
     """The recipe's first stage: audio only, clean speech, lr 2e-3 (``mode="video"``: the same on lips only, for
     the init comparison)."""
     from avspeech.recognition.train import RecognitionTrainConfig
@@ -98,7 +102,7 @@ def audio_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str 
     return RecognitionTrainConfig(manifest=str(train[0]), labels=str(train[1]), save_every=100, model=model,
                                   out=str(out), init_from=init_from, steps=steps, p_av=0.0,
                                   p_audio=1.0 if mode == "audio" else 0.0, noise_probs=(1.0, 0.0, 0.0),
-                                  silent_prob=0.0)
+                                  silent_prob=0.0, lr=lr)
 
 
 def paired_bootstrap(pretrained: Path, random: Path, mode: str, n: int = 2000, seed: int = 0) -> dict:
@@ -212,6 +216,7 @@ def main() -> None:
                    help="run only the init comparison and add it to the results already written")
     p.add_argument("--compare-mode", choices=("audio", "video"), default="audio",
                    help="the modality the init comparison fine-tunes and scores")
+    p.add_argument("--compare-lr", type=float, default=2e-3, help="peak learning rate of the init comparison")
     p.add_argument("--compare-clips", type=int, help="fine-tune the init comparison on the first N training clips "
                    "only (labelled data scarce, as when pretraining pays)")
     p.add_argument("--lexicon", help="word list for decoding (the grammar's words); also scored without it")
@@ -248,21 +253,23 @@ def main() -> None:
         from avspeech.recognition.train import train_recognition
 
         cmp = {}
-        few, tag = train, f"compare_{args.compare_mode}_{args.compare_steps}"
+        few, tag = train, f"compare_{args.compare_mode}_{args.compare_steps}" + (
+            f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else "")
         if args.compare_clips:
             few, tag = first_clips(train, args.compare_clips, args.data), f"{tag}_{args.compare_clips}clips"
         for name, init in (("pretrained", args.pretrained), ("random", None)):
-            c = train_recognition(audio_stage(few, args.data / f"{tag}_{name}", args.compare_steps, init,
-                                              args.model, args.compare_mode))["checkpoint"]
+            c = train_recognition(first_stage(few, args.data / f"{tag}_{name}", args.compare_steps, init,
+                                              args.model, args.compare_mode, args.compare_lr))["checkpoint"]
             s = evaluate_recognition(load_recognizer(c), held[0], held[1], args.data / f"eval_{tag}_{name}",
                                      conds=[Condition()], modes=(args.compare_mode,), options=options)
             cmp[name] = s["summary"]
         cmp["bootstrap"] = paired_bootstrap(args.data / f"eval_{tag}_pretrained", args.data / f"eval_{tag}_random",
                                             {"audio": "A", "video": "V"}[args.compare_mode])
         key = ("init_comparison" + (f"_{args.compare_mode}" if args.compare_mode != "audio" else "")
-               + (f"_{args.compare_clips}clips" if args.compare_clips else ""))
+               + (f"_{args.compare_clips}clips" if args.compare_clips else "")
+               + (f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else ""))
         result[key] = {
-            "mode": args.compare_mode, "steps": args.compare_steps, "clips": args.compare_clips or len(
+            "mode": args.compare_mode, "steps": args.compare_steps, "lr": args.compare_lr, "clips": args.compare_clips or len(
             train[1].read_text().splitlines()), "pretrained_checkpoint": args.pretrained, **cmp}
     if not args.compare_only:
         result["seconds"] = round(time.time() - t0, 1)
@@ -313,7 +320,8 @@ def write_results(result: dict) -> None:
         ic = result[key]
         m = {"audio": "A", "video": "V"}[ic.get("mode", "audio")]
         wer = {name: next(r["wer"] for r in ic[name] if r["mode"] == m) for name in ("pretrained", "random")}
-        lines += [f"Init comparison, {ic['steps']} steps of the first stage ({ic.get('mode', 'audio')} only, clean) on "
+        lines += [f"Init comparison, {ic['steps']} steps of the first stage ({ic.get('mode', 'audio')} only, clean, "
+                  f"peak lr {ic.get('lr', 2e-3):g}) on "
                   f"{ic.get('clips', '?')} labelled training clips from each init (pretrained: "
                   f"`{ic.get('pretrained_checkpoint', '?')}`): held-out clean {m} WER {wer['pretrained']:.1f} % "
                   f"from the pretrained encoder, {wer['random']:.1f} % from random init"
@@ -322,7 +330,8 @@ def write_results(result: dict) -> None:
                   + (f" (`{ic['command']}`)" if ic.get("command") else "") + ".", ""]
         # a win is a gain whose bootstrap interval excludes zero (without the interval: any gain)
         won = bs["ci95"][0] > 0 if bs else wer["pretrained"] < wer["random"]
-        checks.append((f"pretrained init beats random init ({m}, {ic['steps']} steps, {ic.get('clips', '?')} clips)",
+        checks.append((f"pretrained init beats random init ({m}, {ic['steps']} steps, {ic.get('clips', '?')} clips, "
+                       f"lr {ic.get('lr', 2e-3):g})",
                        won))
     if not comparisons:
         lines += ["Init comparison (pretrained encoder vs random init): not run.", ""]
