@@ -46,6 +46,7 @@ os.environ.setdefault("AVSPEECH_ATTENTION", "reference")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SHIP = REPO / "avspeech" / "pretrained" / "recognition_synth"
+MODE_LETTER = {"audio": "A", "video": "V"}  # --compare-mode -> the mode column of the evaluation
 
 
 def make_data(data: Path, train_clips: int, heldout_clips: int, two_speaker_clips: int,
@@ -264,7 +265,7 @@ def main() -> None:
                                      conds=[Condition()], modes=(args.compare_mode,), options=options)
             cmp[name] = s["summary"]
         cmp["bootstrap"] = paired_bootstrap(args.data / f"eval_{tag}_pretrained", args.data / f"eval_{tag}_random",
-                                            {"audio": "A", "video": "V"}[args.compare_mode])
+                                            MODE_LETTER[args.compare_mode])
         key = ("init_comparison" + (f"_{args.compare_mode}" if args.compare_mode != "audio" else "")
                + (f"_{args.compare_clips}clips" if args.compare_clips else "")
                + (f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else ""))
@@ -318,7 +319,7 @@ def write_results(result: dict) -> None:
     comparisons = [k for k in result if k.startswith("init_comparison")]
     for key in comparisons:  # init_comparison, and others kept from earlier runs (init_comparison_<tag>)
         ic = result[key]
-        m = {"audio": "A", "video": "V"}[ic.get("mode", "audio")]
+        m = MODE_LETTER[ic.get("mode", "audio")]
         wer = {name: next(r["wer"] for r in ic[name] if r["mode"] == m) for name in ("pretrained", "random")}
         lines += [f"Init comparison, {ic['steps']} steps of the first stage ({ic.get('mode', 'audio')} only, clean, "
                   f"peak lr {ic.get('lr', 2e-3):g}) on "
