@@ -95,36 +95,54 @@ def train_run(train: tuple[Path, Path], out: Path, steps: int, init_from: str | 
 
 
 def first_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str | None, model: str,
-                mode: str = "audio", lr: float = 2e-3):
+                mode: str = "audio", lr: float = 2e-3, seed: int = 0, freeze_steps: int = 0):
     """The recipe's first stage: audio only, clean speech, lr 2e-3 (``mode="video"``: the same on lips only, for
-    the init comparison)."""
+    the init comparison; ``seed``: the heads' init, the data order and the augmentation draws)."""
     from avspeech.recognition.train import RecognitionTrainConfig
 
     return RecognitionTrainConfig(manifest=str(train[0]), labels=str(train[1]), save_every=100, model=model,
                                   out=str(out), init_from=init_from, steps=steps, p_av=0.0,
                                   p_audio=1.0 if mode == "audio" else 0.0, noise_probs=(1.0, 0.0, 0.0),
-                                  silent_prob=0.0, lr=lr)
+                                  silent_prob=0.0, lr=lr, seed=seed, freeze_steps=freeze_steps)
 
 
-def paired_bootstrap(pretrained: Path, random: Path, mode: str, n: int = 2000, seed: int = 0) -> dict:
+def paired_bootstrap(pretrained: Path | list[Path], random: Path | list[Path], mode: str, n: int = 2000,
+                     seed: int = 0) -> dict:
     """WER(random) - WER(pretrained) in points, with a 95 % interval from resampling utterances (paired: the
-    same utterances for both), from the per-utterance ``results.csv`` of two evaluations."""
+    same utterances for both), from the per-utterance ``results.csv`` of two evaluations. Given lists (one
+    evaluation per fine-tuning seed), an utterance's errors are summed over the seeds before resampling, so the
+    interval covers the utterances; the seeds' spread is reported beside it."""
     import csv
 
     import numpy as np
 
-    rows = {}
-    for name, d in (("pretrained", pretrained), ("random", random)):
-        rows[name] = {r["id"]: (int(r["word_errors"]), int(r["words"])) for r in csv.DictReader(open(d / "results.csv"))
-                      if r["mode"] == mode and r["condition"] == "clean"}
+    def errors(dirs: list[Path]) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for d in dirs:
+            for r in csv.DictReader(open(d / "results.csv")):
+                if r["mode"] == mode and r["condition"] == "clean":
+                    e0, w0 = out.get(r["id"], (0, 0))
+                    out[r["id"]] = (e0 + int(r["word_errors"]), w0 + int(r["words"]))
+        return out
+
+    runs = {k: [v] if isinstance(v, Path) else list(v) for k, v in (("pretrained", pretrained), ("random", random))}
+    rows = {k: errors(v) for k, v in runs.items()}
     ids = sorted(rows["pretrained"])
     e = np.array([[rows[k][i][0] for i in ids] for k in ("pretrained", "random")], dtype=float)
     w = np.array([rows["pretrained"][i][1] for i in ids], dtype=float)
     idx = np.random.default_rng(seed).integers(0, len(ids), (n, len(ids)))
     diff = 100 * (e[1][idx].sum(1) - e[0][idx].sum(1)) / w[idx].sum(1)
     lo, hi = np.percentile(diff, [2.5, 97.5])
-    return {"wer_gain_points": round(float(100 * (e[1].sum() - e[0].sum()) / w.sum()), 2),
-            "ci95": [round(float(lo), 2), round(float(hi), 2)], "utterances": len(ids)}
+    result = {"wer": {"pretrained": round(float(100 * e[0].sum() / w.sum()), 2),
+                      "random": round(float(100 * e[1].sum() / w.sum()), 2)},
+              "wer_gain_points": round(float(100 * (e[1].sum() - e[0].sum()) / w.sum()), 2),
+              "ci95": [round(float(lo), 2), round(float(hi), 2)], "utterances": len(ids)}
+    if len(runs["pretrained"]) > 1:  # per seed, each init's WER
+        result["seeds"] = len(runs["pretrained"])
+        result["wer_per_seed"] = {k: [round(100 * sum(x[0] for x in errors([d]).values())
+                                            / sum(x[1] for x in errors([d]).values()), 2) for d in v]
+                                  for k, v in runs.items()}
+    return result
 
 
 def first_clips(train: tuple[Path, Path], n: int, data: Path) -> tuple[Path, Path]:
@@ -209,7 +227,7 @@ def main() -> None:
     p.add_argument("--heldout-manifest", type=Path, help="an existing preprocessed synthetic held-out set")
     p.add_argument("--train-clips", type=int, default=1200)
     p.add_argument("--heldout-clips", type=int, default=60)
-    p.add_argument("--two-speaker-clips", type=int, default=8)
+    p.add_argument("--two-speaker-clips", type=int, default=40)
     p.add_argument("--limit", type=int, help="score only the first N held-out utterances")
     p.add_argument("--pretrained", help="pretraining checkpoint for the init comparison")
     p.add_argument("--compare-steps", type=int, default=300)
@@ -218,6 +236,13 @@ def main() -> None:
     p.add_argument("--compare-mode", choices=("audio", "video"), default="audio",
                    help="the modality the init comparison fine-tunes and scores")
     p.add_argument("--compare-lr", type=float, default=2e-3, help="peak learning rate of the init comparison")
+    p.add_argument("--compare-name", help="a name for this pretrained encoder, added to the comparison's run folders "
+                   "and results key (to keep comparisons of several pretraining runs apart)")
+    p.add_argument("--compare-freeze", type=int, default=0,
+                   help="the pretrained encoder held fixed for the comparison's first N steps while the heads learn "
+                        "(random init trains whole from the start: a frozen random encoder would only lose steps)")
+    p.add_argument("--compare-seeds", type=int, default=1,
+                   help="fine-tune each init with this many seeds (heads' init, data order); errors pooled")
     p.add_argument("--compare-clips", type=int, help="fine-tune the init comparison on the first N training clips "
                    "only (labelled data scarce, as when pretraining pays)")
     p.add_argument("--lexicon", help="word list for decoding (the grammar's words); also scored without it")
@@ -250,6 +275,9 @@ def main() -> None:
             free = evaluate_recognition(model, held[0], held[1], args.data / "eval_no_lexicon",
                                         conds=[Condition(), Condition("speech", 0.0)], limit=args.limit)
             result["heldout_no_lexicon"] = free["summary"]
+        old = RESULTS / "recognition_synthetic.json"
+        if old.is_file():  # init comparisons train their own models: they stay valid when another checkpoint is scored
+            result.update({k: v for k, v in json.loads(old.read_text()).items() if k.startswith("init_comparison")})
     if args.pretrained:
         from avspeech.recognition.train import train_recognition
 
@@ -258,19 +286,33 @@ def main() -> None:
             f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else "")
         if args.compare_clips:
             few, tag = first_clips(train, args.compare_clips, args.data), f"{tag}_{args.compare_clips}clips"
+        if args.compare_freeze:
+            tag += f"_freeze{args.compare_freeze}"
+        named = f"_{args.compare_name}" if args.compare_name else ""
+        evals: dict[str, list[Path]] = {}
         for name, init in (("pretrained", args.pretrained), ("random", None)):
-            c = train_recognition(first_stage(few, args.data / f"{tag}_{name}", args.compare_steps, init,
-                                              args.model, args.compare_mode, args.compare_lr))["checkpoint"]
-            s = evaluate_recognition(load_recognizer(c), held[0], held[1], args.data / f"eval_{tag}_{name}",
-                                     conds=[Condition()], modes=(args.compare_mode,), options=options)
-            cmp[name] = s["summary"]
-        cmp["bootstrap"] = paired_bootstrap(args.data / f"eval_{tag}_pretrained", args.data / f"eval_{tag}_random",
-                                            MODE_LETTER[args.compare_mode])
+            for seed in range(args.compare_seeds):  # seed 0 keeps the single-seed run's folder names
+                # random init does not depend on the pretrained encoder: its runs are shared between names
+                sfx = (named if init else "") + (f"_seed{seed}" if seed else "")
+                run = tag if init else tag.replace(f"_freeze{args.compare_freeze}", "")
+                c = train_recognition(first_stage(few, args.data / f"{run}_{name}{sfx}", args.compare_steps, init,
+                                                  args.model, args.compare_mode, args.compare_lr, seed,
+                                                  args.compare_freeze if init else 0))["checkpoint"]
+                d = args.data / f"eval_{run}_{name}{sfx}"
+                s = evaluate_recognition(load_recognizer(c), held[0], held[1], d, conds=[Condition()],
+                                         modes=(args.compare_mode,), options=options)
+                evals.setdefault(name, []).append(d)
+                if not seed:
+                    cmp[name] = s["summary"]
+        cmp["bootstrap"] = paired_bootstrap(evals["pretrained"], evals["random"], MODE_LETTER[args.compare_mode])
         key = ("init_comparison" + (f"_{args.compare_mode}" if args.compare_mode != "audio" else "")
                + (f"_{args.compare_clips}clips" if args.compare_clips else "")
-               + (f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else ""))
+               + (f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else "")
+               + (f"_{args.compare_seeds}seeds" if args.compare_seeds > 1 else "")
+               + (f"_freeze{args.compare_freeze}" if args.compare_freeze else "") + named)
         result[key] = {
-            "mode": args.compare_mode, "steps": args.compare_steps, "lr": args.compare_lr, "clips": args.compare_clips or len(
+            "mode": args.compare_mode, "steps": args.compare_steps, "lr": args.compare_lr,
+            "freeze_steps": args.compare_freeze, "clips": args.compare_clips or len(
             train[1].read_text().splitlines()), "pretrained_checkpoint": args.pretrained, **cmp}
     if not args.compare_only:
         result["seconds"] = round(time.time() - t0, 1)
@@ -321,18 +363,28 @@ def write_results(result: dict) -> None:
         ic = result[key]
         m = MODE_LETTER[ic.get("mode", "audio")]
         wer = {name: next(r["wer"] for r in ic[name] if r["mode"] == m) for name in ("pretrained", "random")}
+        bs = ic.get("bootstrap")
+        seeds = bs.get("seeds", 1) if bs else 1
+        if seeds > 1:  # pooled over the fine-tuning seeds
+            wer = bs["wer"]
         lines += [f"Init comparison, {ic['steps']} steps of the first stage ({ic.get('mode', 'audio')} only, clean, "
-                  f"peak lr {ic.get('lr', 2e-3):g}) on "
+                  f"peak lr {ic.get('lr', 2e-3):g}"
+                  + (f"; the pretrained encoder held fixed for the first {ic['freeze_steps']} steps"
+                     if ic.get("freeze_steps") else "") + ") on "
                   f"{ic.get('clips', '?')} labelled training clips from each init (pretrained: "
                   f"`{ic.get('pretrained_checkpoint', '?')}`): held-out clean {m} WER {wer['pretrained']:.1f} % "
                   f"from the pretrained encoder, {wer['random']:.1f} % from random init"
+                  + (f", pooled over {seeds} fine-tuning seeds (per seed: pretrained "
+                     f"{', '.join(f'{x:.1f}' for x in bs['wer_per_seed']['pretrained'])}; random "
+                     f"{', '.join(f'{x:.1f}' for x in bs['wer_per_seed']['random'])})" if seeds > 1 else "")
                   + (f" (gain {bs['wer_gain_points']:+.1f} points, 95 % interval {bs['ci95'][0]:+.1f} to "
-                     f"{bs['ci95'][1]:+.1f} from a paired bootstrap over utterances)" if (bs := ic.get("bootstrap")) else "")
+                     f"{bs['ci95'][1]:+.1f} from a paired bootstrap over utterances)" if bs else "")
                   + (f" (`{ic['command']}`)" if ic.get("command") else "") + ".", ""]
         # a win is a gain whose bootstrap interval excludes zero (without the interval: any gain)
         won = bs["ci95"][0] > 0 if bs else wer["pretrained"] < wer["random"]
         checks.append((f"pretrained init beats random init ({m}, {ic['steps']} steps, {ic.get('clips', '?')} clips, "
-                       f"lr {ic.get('lr', 2e-3):g})",
+                       f"lr {ic.get('lr', 2e-3):g}" + (f", {seeds} seeds" if seeds > 1 else "")
+                       + (f", freeze {ic['freeze_steps']}" if ic.get("freeze_steps") else "") + ")",
                        won))
     if not comparisons:
         lines += ["Init comparison (pretrained encoder vs random init): not run.", ""]

@@ -290,6 +290,23 @@ def test_recognition_checkpoint_continues_whole_and_audio_only_runs_skip_lips(la
     assert set(state) == set(weights) and all(torch.equal(state[k], weights[k]) for k in weights)
 
 
+def test_freeze_steps_hold_the_encoder_then_release_it(labelled, tmp_path):
+    from avspeech.model.checkpoint import load_weights
+    from avspeech.recognition.train import build_recognizer, train_recognition
+
+    torch.manual_seed(0)  # as train_recognition seeds before building (seed 0)
+    fresh = build_recognizer(_train_cfg(labelled, tmp_path / "x", 1), [])[0].state_dict()
+    held = load_weights(train_recognition(_train_cfg(labelled, tmp_path / "f", 2, freeze_steps=2))["checkpoint"])
+    enc = [k for k in fresh if k.startswith("encoder.")]
+    heads = [k for k in fresh if not k.startswith("encoder.") and fresh[k].is_floating_point()]
+    # two frozen steps: every encoder tensor (weights and BatchNorm statistics) as initialised; the heads moved
+    assert enc and all(torch.equal(held[k], fresh[k]) for k in enc)
+    assert any(not torch.equal(held[k], fresh[k]) for k in heads)
+    # resumed past the frozen steps, the encoder trains
+    after = load_weights(train_recognition(_train_cfg(labelled, tmp_path / "f", 3, freeze_steps=2))["checkpoint"])
+    assert any(not torch.equal(after[k], fresh[k]) for k in enc)
+
+
 def test_sentencepiece_finetune_and_ctc_only(labelled, tmp_path):
     from avspeech.recognition.train import load_recognizer, train_recognition
 

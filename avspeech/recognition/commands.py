@@ -63,6 +63,8 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", choices=["tiny", "small", "base", "large"],
                    help="encoder preset without --init-from")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only")
+    p.add_argument("--freeze-steps", type=int, default=0,
+                   help="hold the encoder fixed for the first N steps while the heads learn, then train it too")
     p.add_argument("--tokenizer", default="char", choices=["char", "sentencepiece"],
                    help="characters (default) or a SentencePiece model trained on the transcripts")
     p.add_argument("--sp-vocab", type=int, default=64, help="SentencePiece vocabulary size")
@@ -90,7 +92,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     manifest, labels = _data(args, out, "finetune")
     cfg = RecognitionTrainConfig(
         manifest=str(manifest), labels=str(labels), out=str(out), model=args.model, init_from=args.init_from,
-        freeze_encoder=args.freeze_encoder, tokenizer=args.tokenizer, sp_vocab=args.sp_vocab,
+        freeze_encoder=args.freeze_encoder, freeze_steps=args.freeze_steps, tokenizer=args.tokenizer, sp_vocab=args.sp_vocab,
         decoder_layers=args.decoder_layers, ctc_weight=args.ctc_weight, steps=args.steps, lr=args.lr,
         warmup=args.warmup, batch_size=args.batch_size, silent_prob=args.silent_prob, freq_warp=args.freq_warp,
         save_every=args.save_every, log_every=args.log_every, seed=args.seed, workers=args.workers,

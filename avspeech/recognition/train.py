@@ -47,6 +47,9 @@ class RecognitionTrainConfig:
     model: str = "tiny"  # encoder preset without init_from
     init_from: str | None = None
     freeze_encoder: bool = False
+    # the encoder held fixed (weights and BatchNorm statistics) for the first N steps while the new heads learn on
+    # its features, then trained with them (AV-HuBERT's freeze_finetune_updates); 0: trained from the start
+    freeze_steps: int = 0
     tokenizer: str = "char"  # "char" or "sentencepiece"
     sp_vocab: int = 64
     upsample: int = 2
@@ -166,8 +169,11 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
             for batch in loader:
                 t0 = time.time()
                 model.train()
-                if cfg.freeze_encoder:
+                frozen = cfg.freeze_encoder or step < cfg.freeze_steps
+                if frozen:
                     model.encoder.eval()
+                if not cfg.freeze_encoder and cfg.freeze_steps:  # AdamW skips parameters without a gradient
+                    model.encoder.requires_grad_(not frozen)
                 g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
                 has_audio, has_video = modality_flags(len(batch["ids"]), cfg.p_av, cfg.p_audio, g)
                 lengths = batch["lengths"].to(device)
