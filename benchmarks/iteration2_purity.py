@@ -6,7 +6,9 @@ Both k-means models (scikit-learn MiniBatchKMeans, the same ``k``) are fitted on
 2) and applied to the held-out split (voices, sentences and faces never trained on), where HuBERT's measures are
 computed against the synthetic phone labels: phone purity E_z[max_y p(y|z)], cluster purity and PNMI.
 
-Writes ``benchmarks/results/iteration2_purity.{csv,md,png}``.
+Writes ``benchmarks/results/iteration2_purity.{csv,md,png}``, and adds the checkpoint's row (MFCC and best-layer
+purity against its pretraining steps in all, following ``--init-from`` back to the first run) to
+``iteration2_purity_history.csv`` and its plot, so runs of growing length can be compared.
 
     python benchmarks/iteration2_purity.py --checkpoint RUN/checkpoints/latest \\
         --train-manifest TRAIN/prep/manifest.tsv --heldout-manifest HELDOUT/prep/manifest.tsv --clusters 100
@@ -24,6 +26,72 @@ import torch
 
 os.environ.setdefault("AVSPEECH_ATTENTION", "reference")
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pretraining_steps(checkpoint: str | Path) -> tuple[int, list[str]]:
+    """Steps of masked prediction behind ``checkpoint``: its own, plus those of the run it was started from
+    (``init_from``, followed back while it resolves; a relative one is taken from where that run was launched).
+    Returns the total and the chain of checkpoints."""
+    import re
+
+    from avspeech.model.checkpoint import load_config
+
+    total, chain, ck = 0, [], Path(checkpoint).resolve()
+    while ck is not None and ck.is_dir() and len(chain) < 20:
+        m = re.fullmatch(r"step_(\d+)", ck.name)
+        cfg = load_config(ck)
+        if m is None or cfg.get("kind") != "pretrain":
+            break
+        total += int(m.group(1))
+        chain.append(str(ck))
+        train = cfg.get("train", {})
+        nxt = train.get("init_from")
+        if not nxt:
+            break
+        run = ck.parent.parent  # RUN/checkpoints/step_N, where RUN was train["out"] from the launch folder
+        out = Path(train.get("out") or run.name)
+        launch = run if out.is_absolute() else run.parents[len(out.parts) - 1]
+        ck = Path(nxt) if Path(nxt).is_absolute() else launch / nxt
+    return total, chain
+
+
+def write_history(out: Path, checkpoint: str, steps: int, clusters: int, rows: list[dict]) -> list[dict]:
+    """Add (or replace) this checkpoint's row in ``iteration2_purity_history.csv``; plot best-layer purity against
+    pretraining steps with the MFCC level."""
+    path = out / "iteration2_purity_history.csv"
+    keys = ["checkpoint", "pretrain_steps", "clusters", "mfcc_phone_purity", "best_layer", "best_phone_purity"]
+    old = list(csv.DictReader(open(path))) if path.is_file() else []
+    best = max(rows[1:], key=lambda r: r["phone_purity"])
+    row = {"checkpoint": checkpoint, "pretrain_steps": steps, "clusters": clusters,
+           "mfcc_phone_purity": round(rows[0]["phone_purity"], 4), "best_layer": best["layer"],
+           "best_phone_purity": round(best["phone_purity"], 4)}
+    hist = [r for r in old if not (r["checkpoint"] == checkpoint and int(r["clusters"]) == clusters)] + [row]
+    hist.sort(key=lambda r: (int(r["clusters"]), int(r["pretrain_steps"])))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        w.writerows(hist)
+    os.replace(tmp, path)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, k in enumerate(sorted({int(r["clusters"]) for r in hist})):
+        hs = [r for r in hist if int(r["clusters"]) == k]
+        x = [int(r["pretrain_steps"]) for r in hs]
+        ax.plot(x, [float(r["best_phone_purity"]) for r in hs], "o-", color=f"C{i}", label=f"best layer, k = {k}")
+        ax.plot(x, [float(r["mfcc_phone_purity"]) for r in hs], "--", color=f"C{i}", alpha=0.6, label=f"MFCC, k = {k}")
+    ax.set_xlabel("pretraining steps (iteration 1)")
+    ax.set_ylabel("held-out phone purity")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "iteration2_purity_history.png", dpi=110)
+    plt.close(fig)
+    return hist
 
 
 def main() -> None:
@@ -68,11 +136,15 @@ def main() -> None:
         w.writerows({k: (round(r[k], 4) if isinstance(r[k], float) else r[k]) for k in keys} for r in rows)
     mfcc = rows[0]["phone_purity"]
     best = max(rows[1:], key=lambda r: r["phone_purity"])
+    steps, chain = pretraining_steps(args.checkpoint)
+    hist = write_history(args.out, str(args.checkpoint), steps, args.clusters, rows)
     train_cfg = load_config(args.checkpoint).get("train", {})
     cmd = (f"python benchmarks/iteration2_purity.py --checkpoint {args.checkpoint} --train-manifest "
            f"{args.train_manifest} --heldout-manifest {args.heldout_manifest} --clusters {args.clusters}")
     md = ["# Iteration-2 cluster targets vs MFCC (iteration 1)", "", f"`{cmd}`", "",
-          f"Checkpoint: encoder `{train_cfg.get('model', '?')}`, pretrained {train_cfg.get('steps', '?')} steps on "
+          f"Checkpoint: encoder `{train_cfg.get('model', '?')}`, pretrained {steps} steps in all"
+          + (f" (continuing {' -> '.join(Path(c).parent.parent.name + '/' + Path(c).name for c in chain[::-1])})"
+             if len(chain) > 1 else "") + " on "
           f"MFCC targets; k-means (k = {args.clusters}) fitted on {len(u_tr)} training clips, scored on "
           f"{len(u_te)} held-out clips ({rows[0]['frames']} frames; voices never trained on). "
           f"{round(time.time() - t0)} s on the CPU.", "",
@@ -81,7 +153,10 @@ def main() -> None:
            f"{r['clusters_used']} |" for r in rows]
     md += ["", f"Best layer: {best['layer']}, phone purity {best['phone_purity']:.3f} vs MFCC {mfcc:.3f}: "
            f"iteration-2 clusters are {'purer' if best['phone_purity'] > mfcc else 'not purer'} than MFCC clusters.",
-           ""]
+           "", "By pretraining length (`iteration2_purity_history.csv`, `.png`):", "",
+           "| pretraining steps | k | MFCC | best layer | its purity |", "|---:|---:|---:|---:|---:|"]
+    md += [f"| {r['pretrain_steps']} | {r['clusters']} | {float(r['mfcc_phone_purity']):.3f} | {r['best_layer']} | "
+           f"{float(r['best_phone_purity']):.3f} |" for r in hist] + [""]
     (args.out / "iteration2_purity.md").write_text("\n".join(md))
     (args.out / "iteration2_purity.json").write_text(json.dumps({"command": cmd, "rows": rows}, indent=1) + "\n")
 

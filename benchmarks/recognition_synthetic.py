@@ -22,7 +22,8 @@
    video``) for ``--compare-steps`` steps from that encoder and from random init, on all training clips or the
    first ``--compare-clips``, both scored on the held-out set in that mode. The first stage because it is where
    the encoder's start shows: 300 steps of the noisy audio-visual stage leave both inits near 98 % WER. A win
-   is a WER gain whose paired bootstrap interval (utterances resampled) excludes zero. ``--compare-only`` adds
+   is a WER gain whose paired bootstrap interval excludes zero (utterances resampled; with ``--compare-seeds``,
+   seeds too). ``--compare-only`` adds
    a comparison to the results already written.
 5. ``--ship``: copy the weights and config to ``avspeech/pretrained/recognition_synth/``.
 
@@ -108,40 +109,41 @@ def first_stage(train: tuple[Path, Path], out: Path, steps: int, init_from: str 
 
 def paired_bootstrap(pretrained: Path | list[Path], random: Path | list[Path], mode: str, n: int = 2000,
                      seed: int = 0) -> dict:
-    """WER(random) - WER(pretrained) in points, with a 95 % interval from resampling utterances (paired: the
-    same utterances for both), from the per-utterance ``results.csv`` of two evaluations. Given lists (one
-    evaluation per fine-tuning seed), an utterance's errors are summed over the seeds before resampling, so the
-    interval covers the utterances; the seeds' spread is reported beside it."""
+    """WER(random) - WER(pretrained) in points, with a 95 % interval from a paired bootstrap, from the
+    per-utterance ``results.csv`` of the evaluations. Given lists (one evaluation per fine-tuning seed, in seed
+    order, the same seeds for both inits), each resample draws seeds and then utterances with replacement (both
+    paired: seed k of one init against seed k of the other, the same utterances), so the interval covers the
+    fine-tuning noise as well as the choice of utterances."""
     import csv
 
     import numpy as np
 
-    def errors(dirs: list[Path]) -> dict[str, tuple[int, int]]:
-        out: dict[str, tuple[int, int]] = {}
-        for d in dirs:
-            for r in csv.DictReader(open(d / "results.csv")):
-                if r["mode"] == mode and r["condition"] == "clean":
-                    e0, w0 = out.get(r["id"], (0, 0))
-                    out[r["id"]] = (e0 + int(r["word_errors"]), w0 + int(r["words"]))
-        return out
+    def errors(d: Path) -> dict[str, tuple[int, int]]:
+        return {r["id"]: (int(r["word_errors"]), int(r["words"])) for r in csv.DictReader(open(d / "results.csv"))
+                if r["mode"] == mode and r["condition"] == "clean"}
 
     runs = {k: [v] if isinstance(v, Path) else list(v) for k, v in (("pretrained", pretrained), ("random", random))}
-    rows = {k: errors(v) for k, v in runs.items()}
-    ids = sorted(rows["pretrained"])
-    e = np.array([[rows[k][i][0] for i in ids] for k in ("pretrained", "random")], dtype=float)
-    w = np.array([rows["pretrained"][i][1] for i in ids], dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(ids), (n, len(ids)))
-    diff = 100 * (e[1][idx].sum(1) - e[0][idx].sum(1)) / w[idx].sum(1)
+    if len(runs["pretrained"]) != len(runs["random"]):
+        raise ValueError("the same number of seeds for both inits")
+    rows = {k: [errors(d) for d in v] for k, v in runs.items()}
+    ids = sorted(rows["pretrained"][0])
+    # (init, seed, utterance) word errors; words per utterance
+    e = np.array([[[r[i][0] for i in ids] for r in rows[k]] for k in ("pretrained", "random")], dtype=float)
+    w = np.array([rows["pretrained"][0][i][1] for i in ids], dtype=float)
+    s_n, u_n = e.shape[1], len(ids)
+    rng = np.random.default_rng(seed)
+    s_idx = rng.integers(0, s_n, (n, s_n)) if s_n > 1 else np.zeros((n, 1), dtype=int)
+    u_idx = rng.integers(0, u_n, (n, u_n))
+    d = e[1] - e[0]  # (seed, utterance) errors saved by the pretrained init
+    diff = np.array([100 * d[si][:, ui].sum() / (s_n * w[ui].sum()) for si, ui in zip(s_idx, u_idx)])
     lo, hi = np.percentile(diff, [2.5, 97.5])
-    result = {"wer": {"pretrained": round(float(100 * e[0].sum() / w.sum()), 2),
-                      "random": round(float(100 * e[1].sum() / w.sum()), 2)},
-              "wer_gain_points": round(float(100 * (e[1].sum() - e[0].sum()) / w.sum()), 2),
-              "ci95": [round(float(lo), 2), round(float(hi), 2)], "utterances": len(ids)}
-    if len(runs["pretrained"]) > 1:  # per seed, each init's WER
-        result["seeds"] = len(runs["pretrained"])
-        result["wer_per_seed"] = {k: [round(100 * sum(x[0] for x in errors([d]).values())
-                                            / sum(x[1] for x in errors([d]).values()), 2) for d in v]
-                                  for k, v in runs.items()}
+    wer = 100 * e.sum(2) / w.sum()  # (init, seed)
+    result = {"wer": {"pretrained": round(float(wer[0].mean()), 2), "random": round(float(wer[1].mean()), 2)},
+              "wer_gain_points": round(float(wer[1].mean() - wer[0].mean()), 2),
+              "ci95": [round(float(lo), 2), round(float(hi), 2)], "utterances": u_n}
+    if s_n > 1:
+        result["seeds"] = s_n
+        result["wer_per_seed"] = {k: [round(float(x), 2) for x in wer[m]] for m, k in enumerate(("pretrained", "random"))}
     return result
 
 
@@ -378,7 +380,8 @@ def write_results(result: dict) -> None:
                      f"{', '.join(f'{x:.1f}' for x in bs['wer_per_seed']['pretrained'])}; random "
                      f"{', '.join(f'{x:.1f}' for x in bs['wer_per_seed']['random'])})" if seeds > 1 else "")
                   + (f" (gain {bs['wer_gain_points']:+.1f} points, 95 % interval {bs['ci95'][0]:+.1f} to "
-                     f"{bs['ci95'][1]:+.1f} from a paired bootstrap over utterances)" if bs else "")
+                     f"{bs['ci95'][1]:+.1f} from a paired bootstrap over "
+                     + ("seeds and utterances" if seeds > 1 else "utterances") + ")" if bs else "")
                   + (f" (`{ic['command']}`)" if ic.get("command") else "") + ".", ""]
         # a win is a gain whose bootstrap interval excludes zero (without the interval: any gain)
         won = bs["ci95"][0] > 0 if bs else wer["pretrained"] < wer["random"]
