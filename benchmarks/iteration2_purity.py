@@ -94,6 +94,22 @@ def write_history(out: Path, checkpoint: str, steps: int, clusters: int, rows: l
     return hist
 
 
+def clip_bootstrap(a: list, b: list, phones: list, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of phone purity(b) - purity(a), held-out clips resampled with replacement (paired)."""
+    import numpy as np
+
+    from avspeech.pretrain.cluster import purity
+
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        idx = rng.integers(0, len(phones), len(phones))
+        diffs.append(purity([b[i] for i in idx], [phones[i] for i in idx])["phone_purity"]
+                     - purity([a[i] for i in idx], [phones[i] for i in idx])["phone_purity"])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="pretraining checkpoint (iteration 1)")
@@ -101,6 +117,9 @@ def main() -> None:
     p.add_argument("--heldout-manifest", required=True, help="purity is measured on these clips")
     p.add_argument("--clusters", type=int, default=100)
     p.add_argument("--layers", help="comma-separated encoder layers (default: all)")
+    p.add_argument("--kmeans-seeds", type=int, default=1,
+                   help="fit k-means with this many seeds per feature set: mean and spread, and a bootstrap over "
+                        "held-out clips of best layer minus MFCC")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("AVSPEECH_THREADS", "1")))
@@ -118,15 +137,26 @@ def main() -> None:
     n_layers = encoder_config_of(args.checkpoint).layers
     layers = [int(x) for x in args.layers.split(",")] if args.layers else list(range(1, n_layers + 1))
 
-    rows = []
-    km = cl.fit_kmeans(cl.mfcc_features(u_tr), args.clusters, seed=0)
-    rows.append({"features": "MFCC (iteration 1)", "layer": 0,
-                 **cl.purity(cl.assign(km, cl.mfcc_features(u_te), frames_te), ph_te)})
+    rows, labels = [], []
+
+    def score(name: str, layer: int, f_tr, f_te) -> None:
+        """k-means per seed; the row holds seed 0's measures (and with several seeds, every seed's purity)."""
+        per_seed = []
+        for seed in range(args.kmeans_seeds):
+            lab = cl.assign(cl.fit_kmeans(f_tr, args.clusters, seed=seed), f_te, frames_te)
+            per_seed.append(cl.purity(lab, ph_te))
+            if seed == 0:
+                labels.append(lab)
+        row = {"features": name, "layer": layer, **per_seed[0]}
+        if args.kmeans_seeds > 1:
+            row["phone_purity_seeds"] = [round(r["phone_purity"], 4) for r in per_seed]
+        rows.append(row)
+        print(row, flush=True)
+
+    score("MFCC (iteration 1)", 0, cl.mfcc_features(u_tr), cl.mfcc_features(u_te))
     for layer in layers:
-        km = cl.fit_kmeans(cl.encoder_features(args.checkpoint, args.train_manifest, layer), args.clusters, seed=0)
-        lab = cl.assign(km, cl.encoder_features(args.checkpoint, args.heldout_manifest, layer), frames_te)
-        rows.append({"features": f"layer {layer} (iteration 2)", "layer": layer, **cl.purity(lab, ph_te)})
-        print(rows[-1], flush=True)
+        score(f"layer {layer} (iteration 2)", layer, cl.encoder_features(args.checkpoint, args.train_manifest, layer),
+              cl.encoder_features(args.checkpoint, args.heldout_manifest, layer))
 
     args.out.mkdir(parents=True, exist_ok=True)
     keys = ["features", "layer", "phone_purity", "cluster_purity", "pnmi", "frames", "clusters_used", "phones"]
@@ -136,6 +166,7 @@ def main() -> None:
         w.writerows({k: (round(r[k], 4) if isinstance(r[k], float) else r[k]) for k in keys} for r in rows)
     mfcc = rows[0]["phone_purity"]
     best = max(rows[1:], key=lambda r: r["phone_purity"])
+    gap = clip_bootstrap(labels[0], labels[rows.index(best)], ph_te) if args.kmeans_seeds > 1 else None
     steps, chain = pretraining_steps(args.checkpoint)
     hist = write_history(args.out, str(args.checkpoint), steps, args.clusters, rows)
     train_cfg = load_config(args.checkpoint).get("train", {})
@@ -153,7 +184,16 @@ def main() -> None:
            f"{r['clusters_used']} |" for r in rows]
     md += ["", f"Best layer: {best['layer']}, phone purity {best['phone_purity']:.3f} vs MFCC {mfcc:.3f}: "
            f"iteration-2 clusters are {'purer' if best['phone_purity'] > mfcc else 'not purer'} than MFCC clusters.",
-           "", "By pretraining length (`iteration2_purity_history.csv`, `.png`):", "",
+           ""]
+    if gap is not None:
+        import numpy as np
+
+        seeds = {r["features"]: r["phone_purity_seeds"] for r in (rows[0], best)}
+        md += [f"Over {args.kmeans_seeds} k-means seeds, phone purity " + "; ".join(
+            f"{k}: {np.mean(v):.3f} +- {np.std(v):.3f} ({', '.join(f'{x:.3f}' for x in v)})" for k, v in seeds.items())
+            + f". Layer {best['layer']} minus MFCC (seed 0), 95 % interval from resampling held-out clips: "
+            f"{gap[0]:+.3f} to {gap[1]:+.3f}.", ""]
+    md += ["By pretraining length (`iteration2_purity_history.csv`, `.png`):", "",
            "| pretraining steps | k | MFCC | best layer | its purity |", "|---:|---:|---:|---:|---:|"]
     md += [f"| {r['pretrain_steps']} | {r['clusters']} | {float(r['mfcc_phone_purity']):.3f} | {r['best_layer']} | "
            f"{float(r['best_phone_purity']):.3f} |" for r in hist] + [""]

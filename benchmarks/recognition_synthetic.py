@@ -47,7 +47,8 @@ os.environ.setdefault("AVSPEECH_ATTENTION", "reference")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SHIP = REPO / "avspeech" / "pretrained" / "recognition_synth"
-MODE_LETTER = {"audio": "A", "video": "V"}  # --compare-mode -> the mode column of the evaluation
+MODE_LETTER = {"audio": "A", "video": "V"}
+EARLY_CLIPS = 8  # two-speaker clips scored before the default became 40  # --compare-mode -> the mode column of the evaluation
 
 
 def make_data(data: Path, train_clips: int, heldout_clips: int, two_speaker_clips: int,
@@ -355,7 +356,14 @@ def write_results(result: dict) -> None:
               ("AV WER at 0 dB speech >= 30 % lower than A", a0 is not None and av0 <= 0.7 * a0),
               ("per-face WER on two-speaker clips <= 15 %", faces["wer"] <= 15)]
     lines += ["Per face on two-speaker clips (mixture audio + that face's lips, whole `avspeech recognize` path): "
-              f"WER {faces['wer']:.1f} %, CER {faces['cer']:.1f} % over {faces['faces']} faces.", ""]
+              f"WER {faces['wer']:.1f} %, CER {faces['cer']:.1f} % over {faces['faces']} faces"
+              + (f" of {len(clips)} clips ({sum(r['words'] for r in faces['rows'])} words)" if (clips := sorted(
+                  {r['clip'] for r in faces.get('rows', [])})) else "") + "."]
+    if len(clips) > EARLY_CLIPS:  # the smaller set earlier runs were scored on, for comparison with them
+        early = [r for r in faces["rows"] if r["clip"] in clips[:EARLY_CLIPS]]
+        lines[-1] += (f" On its first {EARLY_CLIPS} clips (the set of earlier runs): "
+                      f"{100 * sum(r['word_errors'] for r in early) / sum(r['words'] for r in early):.1f} %.")
+    lines += [""]
     if "silent_faces" in result:
         sf = result["silent_faces"]
         lines += [f"Silent faces (a held-out track's first ROI frame held still, another clip's voice as the audio): "
