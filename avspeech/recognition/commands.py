@@ -92,7 +92,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     manifest, labels = _data(args, out, "finetune")
     cfg = RecognitionTrainConfig(
         manifest=str(manifest), labels=str(labels), out=str(out), model=args.model, init_from=args.init_from,
-        freeze_encoder=args.freeze_encoder, freeze_steps=args.freeze_steps, tokenizer=args.tokenizer, sp_vocab=args.sp_vocab,
+        freeze_encoder=args.freeze_encoder, freeze_steps=args.freeze_steps, tokenizer=args.tokenizer,
+        sp_vocab=args.sp_vocab,
         decoder_layers=args.decoder_layers, ctc_weight=args.ctc_weight, steps=args.steps, lr=args.lr,
         warmup=args.warmup, batch_size=args.batch_size, silent_prob=args.silent_prob, freq_warp=args.freq_warp,
         save_every=args.save_every, log_every=args.log_every, seed=args.seed, workers=args.workers,
