@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import time
@@ -37,7 +38,7 @@ def pretraining_steps(checkpoint: str | Path) -> tuple[int, list[str]]:
     from avspeech.model.checkpoint import load_config
 
     total, chain, ck = 0, [], Path(checkpoint).resolve()
-    while ck is not None and ck.is_dir() and len(chain) < 20:
+    while ck.is_dir() and len(chain) < 20:
         m = re.fullmatch(r"step_(\d+)", ck.name)
         cfg = load_config(ck)
         if m is None or cfg.get("kind") != "pretrain":
@@ -58,6 +59,8 @@ def pretraining_steps(checkpoint: str | Path) -> tuple[int, list[str]]:
 def write_history(out: Path, checkpoint: str, steps: int, clusters: int, rows: list[dict]) -> list[dict]:
     """Add (or replace) this checkpoint's row in ``iteration2_purity_history.csv``; plot best-layer purity against
     pretraining steps with the MFCC level."""
+    from avspeech.io.atomic import atomic_write_text
+
     path = out / "iteration2_purity_history.csv"
     keys = ["checkpoint", "pretrain_steps", "clusters", "mfcc_phone_purity", "best_layer", "best_phone_purity"]
     old = list(csv.DictReader(open(path))) if path.is_file() else []
@@ -67,12 +70,11 @@ def write_history(out: Path, checkpoint: str, steps: int, clusters: int, rows: l
            "best_phone_purity": round(best["phone_purity"], 4)}
     hist = [r for r in old if not (r["checkpoint"] == checkpoint and int(r["clusters"]) == clusters)] + [row]
     hist.sort(key=lambda r: (int(r["clusters"]), int(r["pretrain_steps"])))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, keys)
-        w.writeheader()
-        w.writerows(hist)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, keys)
+    w.writeheader()
+    w.writerows(hist)
+    atomic_write_text(path, buf.getvalue())
 
     import matplotlib
 

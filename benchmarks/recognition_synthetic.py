@@ -47,8 +47,8 @@ os.environ.setdefault("AVSPEECH_ATTENTION", "reference")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SHIP = REPO / "avspeech" / "pretrained" / "recognition_synth"
-MODE_LETTER = {"audio": "A", "video": "V"}
-EARLY_CLIPS = 8  # two-speaker clips scored before the default became 40  # --compare-mode -> the mode column of the evaluation
+MODE_LETTER = {"audio": "A", "video": "V"}  # --compare-mode -> the mode column of the evaluation
+EARLY_CLIPS = 8  # two-speaker clips scored before the default became 40
 
 
 def make_data(data: Path, train_clips: int, heldout_clips: int, two_speaker_clips: int,
@@ -245,7 +245,8 @@ def main() -> None:
                    help="the pretrained encoder held fixed for the comparison's first N steps while the heads learn "
                         "(random init trains whole from the start: a frozen random encoder would only lose steps)")
     p.add_argument("--compare-seeds", type=int, default=1,
-                   help="fine-tune each init with this many seeds (heads' init, data order); errors pooled")
+                   help="fine-tune each init with this many seeds (heads' init, data order); the bootstrap "
+                        "resamples seeds and utterances")
     p.add_argument("--compare-clips", type=int, help="fine-tune the init comparison on the first N training clips "
                    "only (labelled data scarce, as when pretraining pays)")
     p.add_argument("--lexicon", help="word list for decoding (the grammar's words); also scored without it")
@@ -289,15 +290,14 @@ def main() -> None:
             f"_lr{args.compare_lr:g}" if args.compare_lr != 2e-3 else "")
         if args.compare_clips:
             few, tag = first_clips(train, args.compare_clips, args.data), f"{tag}_{args.compare_clips}clips"
-        if args.compare_freeze:
-            tag += f"_freeze{args.compare_freeze}"
+        pre_tag = tag + (f"_freeze{args.compare_freeze}" if args.compare_freeze else "")  # random init: no freeze
         named = f"_{args.compare_name}" if args.compare_name else ""
         evals: dict[str, list[Path]] = {}
         for name, init in (("pretrained", args.pretrained), ("random", None)):
             for seed in range(args.compare_seeds):  # seed 0 keeps the single-seed run's folder names
                 # random init does not depend on the pretrained encoder: its runs are shared between names
                 sfx = (named if init else "") + (f"_seed{seed}" if seed else "")
-                run = tag if init else tag.replace(f"_freeze{args.compare_freeze}", "")
+                run = pre_tag if init else tag
                 c = train_recognition(first_stage(few, args.data / f"{run}_{name}{sfx}", args.compare_steps, init,
                                                   args.model, args.compare_mode, args.compare_lr, seed,
                                                   args.compare_freeze if init else 0))["checkpoint"]
@@ -351,14 +351,14 @@ def write_results(result: dict) -> None:
                   markdown_tables(free, list(dict.fromkeys(r["condition"] for r in free)), ["A", "V", "AV"])]
     a0, av0 = get.get(("A", "speech+0dB")), get.get(("AV", "speech+0dB"))
     faces = result["two_speaker"]
+    clips = sorted({r["clip"] for r in faces.get("rows", [])})
     lines += [f"Training: {json.dumps(result['train_config'])}", ""] if result.get("train_config") else []
     checks = [("clean WER <= 5 % (A)", get[("A", "clean")] <= 5), ("clean WER <= 5 % (AV)", get[("AV", "clean")] <= 5),
               ("AV WER at 0 dB speech >= 30 % lower than A", a0 is not None and av0 <= 0.7 * a0),
               ("per-face WER on two-speaker clips <= 15 %", faces["wer"] <= 15)]
     lines += ["Per face on two-speaker clips (mixture audio + that face's lips, whole `avspeech recognize` path): "
               f"WER {faces['wer']:.1f} %, CER {faces['cer']:.1f} % over {faces['faces']} faces"
-              + (f" of {len(clips)} clips ({sum(r['words'] for r in faces['rows'])} words)" if (clips := sorted(
-                  {r['clip'] for r in faces.get('rows', [])})) else "") + "."]
+              + (f" of {len(clips)} clips ({sum(r['words'] for r in faces['rows'])} words)" if clips else "") + "."]
     if len(clips) > EARLY_CLIPS:  # the smaller set earlier runs were scored on, for comparison with them
         early = [r for r in faces["rows"] if r["clip"] in clips[:EARLY_CLIPS]]
         lines[-1] += (f" On its first {EARLY_CLIPS} clips (the set of earlier runs): "
