@@ -105,14 +105,22 @@ def training_record(run: Path) -> dict:
 
 def encoder_words(args) -> str:
     """How the encoder started, for the results page."""
-    if args.init_from:
+    if args.continue_from:
+        from avspeech.model.checkpoint import load_config
+
+        first = load_config(args.continue_from).get("train", {})
+        start = (f"audio-visual separator continued (all weights) from `{args.continue_from}`, itself trained "
+                 f"{first.get('steps', '?')} steps at lr {first.get('lr', '?')} on `{first.get('mixtures', '?')}` "
+                 f"({first.get('crop_frames', '?')}-frame crops, encoder {first.get('model', '?')} from random init)")
+    elif args.init_from:
         from avspeech.model.checkpoint import load_config
 
         kind = load_config(args.init_from).get("kind", "pretraining")
         start = f"encoder from the {kind} checkpoint `{args.init_from}`"
     else:
         start = f"{args.model} encoder at random init"
-    return start + (", frozen" if args.freeze_encoder else ", fine-tuned")
+    return start + (", frozen" if args.freeze_encoder else ", fine-tuned") + (
+        ", lip front-end frozen" if args.freeze_lip_frontend and not args.freeze_encoder else "")
 
 
 def plot(path: Path, logs: dict[str, Path], summary: dict) -> None:
@@ -124,10 +132,11 @@ def plot(path: Path, logs: dict[str, Path], summary: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for name, p in logs.items():
+    for name, (p, offset) in logs.items():  # offset: steps a continued run had before it
         rows = list(csv.DictReader(open(p)))
-        ax[0].plot([int(r["step"]) for r in rows], [float(r["si_sdr"]) for r in rows], label=name)
-    ax[0].set(xlabel="step", ylabel="training SI-SDR (dB)", title="training (2 s crops, +-5 dB)")
+        ax[0].plot([offset + int(r["step"]) for r in rows], [float(r["si_sdr"]) for r in rows],
+                   label=name + (f" (continued after {offset} steps)" if offset else ""))
+    ax[0].set(xlabel="step", ylabel="training SI-SDR (dB)", title="training (crops at +-5 dB)")
     ax[0].legend()
     names = ["different_voice", "same_voice"]
     w = 0.38
@@ -157,6 +166,13 @@ def main() -> None:
     ap.add_argument("--model", default="tiny", help="encoder preset without --init-from")
     ap.add_argument("--hidden", type=int, default=128, help="width of the mask network (BLSTM)")
     ap.add_argument("--freeze-encoder", action="store_true")
+    ap.add_argument("--continue-from", help="separation checkpoint that starts the audio-visual run whole (config "
+                    "and weights), e.g. the shipped one; the audio-only baseline starts as --init-from/--model say")
+    ap.add_argument("--freeze-lip-frontend", action="store_true",
+                    help="lip front-end fixed, its output computed once per training clip")
+    ap.add_argument("--crop-frames", type=int, default=50, help="training crop in 25 Hz frames (default 2 s); "
+                    "crops no longer than the shortest clip keep batches unpadded, the fast LSTM path")
+    ap.add_argument("--runs", default="runs", help="run folder name under --data (a new name, a new recipe)")
     ap.add_argument("--ship", action="store_true", help="copy the audio-visual model into avspeech/pretrained/")
     args = ap.parse_args()
 
@@ -167,18 +183,20 @@ def main() -> None:
     t0 = time.time()
     train, held = make_data(data, args.train_clips, args.heldout_clips)
     lists = make_lists(data, train, held, args.train_mixtures, args.test_mixtures)
-    runs = {"audio-visual": ("av", data / "runs" / "av", args.steps),
-            "audio-only (best permutation)": ("audio", data / "runs" / "audio", args.audio_steps or args.steps)}
+    runs = {"audio-visual": ("av", data / args.runs / "av", args.steps),
+            "audio-only (best permutation)": ("audio", data / args.runs / "audio", args.audio_steps or args.steps)}
     summary: dict = {"command": "python benchmarks/separation_synthetic.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))
-        + (" --freeze-encoder" if args.freeze_encoder else "") + (" --ship" if args.ship else ""),
+        + "".join(f" --{k.replace('_', '-')}" for k, v in vars(args).items() if v is True),
         "threads": torch.get_num_threads(), "heldout": {}, "train": {}}
     models = {}
     for name, (mode, out, steps) in runs.items():
         res = train_separation(SeparationTrainConfig(
             manifest=str(train), mixtures=str(lists["train"]), out=str(out), mode=mode, steps=steps,
             lr=args.lr, batch_size=args.batch, init_from=args.init_from, warmup=min(100, steps // 10),
-            model=args.model, hidden=args.hidden, freeze_encoder=args.freeze_encoder))
+            model=args.model, hidden=args.hidden, freeze_encoder=args.freeze_encoder,
+            continue_from=args.continue_from if mode == "av" else None,
+            freeze_lip_frontend=args.freeze_lip_frontend, crop_frames=args.crop_frames))
         summary["train"][name] = {"steps": res["step"], "checkpoint": res["checkpoint"], **training_record(out)}
         models[name] = load_separator(res["checkpoint"])
     for lst in ("different_voice", "same_voice"):
@@ -194,8 +212,8 @@ def main() -> None:
     (RESULTS / "separation_synthetic.json").write_text(json.dumps(summary, indent=1) + "\n")
     md = ["# Separation on the synthetic corpus (held-out voices, sentences and face variations)", "",
           f"`{summary['command']}`", "",
-          f"Training ({encoder_words(args)}; mask network width {args.hidden}; 2 s crops at +-5 dB; CPU, "
-          f"{summary['threads']} thread(s)): "
+          f"Training ({encoder_words(args)}; mask network width {args.hidden}; {args.crop_frames / 25:g} s crops "
+          f"at +-5 dB; CPU, {summary['threads']} thread(s)): "
           + "; ".join(f"{n}: {r['steps']} steps in {r['train_minutes']} min, final training SI-SDR "
                       f"{float(r['last']['si_sdr']):.2f} dB" for n, r in summary["train"].items()) + ".", "",
           f"Evaluation: {summary['minutes']} min.", ""]
@@ -209,7 +227,13 @@ def main() -> None:
                f"of its slot. A silent third face (closed mouth held still) gets an output "
                f"{lt['silent_face_db_below_mixture']:.1f} dB below the mixture. ({lt['mixtures']} mixtures)", ""]
     (RESULTS / "separation_synthetic.md").write_text("\n".join(md) + "\n")
-    plot(RESULTS / "separation_synthetic.png", {n: Path(r[1]) / "log.csv" for n, r in runs.items()}, summary)
+    offset = 0
+    if args.continue_from:
+        from avspeech.model.checkpoint import load_config
+
+        offset = int(load_config(args.continue_from).get("train", {}).get("steps", 0))
+    plot(RESULTS / "separation_synthetic.png", {n: (Path(r[1]) / "log.csv", offset if r[0] == "av" else 0)
+                                                for n, r in runs.items()}, summary)
     if args.ship:
         from avspeech.model.checkpoint import CONFIG, WEIGHTS
 

@@ -153,6 +153,20 @@ def test_model_padding_contract(mode):
     assert float(both[1, :, 7 * 640:].abs().max()) == 0
 
 
+def test_precomputed_lip_features_stand_in_for_lips():
+    torch.manual_seed(1)
+    model = AVSeparator(SeparatorConfig(hidden=32, lstm_layers=1)).eval()
+    t = 9
+    mix, lips, audio = torch.randn(2, t * 640) * 0.1, torch.randn(2, 1, t, 88, 88), torch.randn(2, t, 104)
+    lengths = torch.tensor([t, t])
+    with torch.no_grad():
+        direct = model(mix, lips, audio, lengths)
+        given = model(mix, None, audio, lengths, lip_features=model.encoder.lip_frontend(lips))
+        with pytest.raises(ValueError, match="do not match"):
+            model(mix, None, audio, lengths, lip_features=torch.zeros(2, t + 1, model.cfg.encoder.dim))
+    torch.testing.assert_close(given, direct)
+
+
 class _Passthrough(torch.nn.Module):
     """Stands in for a separator: returns its input mixture, so chunked inference must give the input back."""
 
@@ -249,3 +263,52 @@ def test_separate_two_speaker_clip_with_the_shipped_checkpoint(synth_corpus_2spk
     gains = synthetic_improvements(clip, out)
     assert sorted(g["speaker"] for g in gains) == [0, 1]  # each face is matched to its own speaker
     assert all(g["si_sdri"] > 3.0 for g in gains), gains
+
+
+def test_lip_feature_cache_gives_the_front_end_output_of_each_crop(manifest, tmp_path):
+    """The cached path (front-end run once per clip, cut to the item's crop) against the front-end run on the
+    item's own frames: equal but at the crop's edges, where the cache saw the clip's real neighbour frames."""
+    from avspeech.separation.mixtures import collate_mixtures
+    from avspeech.separation.train import cached_lip_features, lip_feature_cache
+
+    torch.manual_seed(2)
+    model = AVSeparator(SeparatorConfig(hidden=16, lstm_layers=1)).eval()
+    ds = MixtureDataset(manifest, make_mixtures(read_manifest(manifest), 3, seed=5), train=True, crop_frames=6,
+                        silent_prob=0.5, seed=1)
+    ds.lip_transform.train = False  # the cache's centre crop, no flip
+    cache = lip_feature_cache(model, ds, torch.device("cpu"))
+    assert set(cache) == {u for m in ds.mixtures for u in (m.utt_a, m.utt_b)}
+    items = [ds[i] for i in range(6)]
+    assert any(it["silent"] for it in items) and any(not it["silent"] for it in items)
+    assert any(it["start"] > 0 for it in items)
+    batch = collate_mixtures(items)
+    with torch.no_grad():
+        got = cached_lip_features(model, batch, cache, torch.device("cpu"))
+        for i, it in enumerate(items):
+            k = it["length"]
+            own = model.encoder.lip_frontend(it["lips"][None])[0]
+            inner = slice(0, k) if it["silent"] else slice(2, k - 2)  # the 3-D conv spans 5 frames
+            torch.testing.assert_close(got[i, inner], own[inner], rtol=1e-4, atol=1e-5)
+            assert float(got[i, k:].abs().sum()) == 0
+def test_continue_from_and_frozen_lip_frontend(manifest, tmp_path):
+    import dataclasses
+
+    from avspeech.model.checkpoint import load_weights
+    from avspeech.separation.train import train_separation
+
+    mixtures = tmp_path / "mix.tsv"
+    write_mixtures(mixtures, make_mixtures(read_manifest(manifest), 6, seed=0))
+    first = train_separation(_train_cfg(manifest, mixtures, tmp_path / "a", 2))["checkpoint"]
+    cfg = dataclasses.replace(_train_cfg(manifest, mixtures, tmp_path / "b", 2), continue_from=first, hidden=64,
+                              freeze_lip_frontend=True)
+    second = train_separation(cfg)["checkpoint"]
+    a, b = load_weights(first), load_weights(second)
+    assert set(a) == set(b)  # the whole separator continued, with the first run's width (16), not 64
+    front = [k for k in a if k.startswith("encoder.lip_frontend.")]
+    assert front and all(torch.equal(a[k], b[k]) for k in front)  # weights and BatchNorm statistics held
+    rest = [k for k in a if not k.startswith("encoder.lip_frontend.")]
+    assert sum(not torch.equal(a[k], b[k]) for k in rest) > len(rest) // 2  # the rest trained
+    with pytest.raises(InputError, match="mode 'av' separator"):
+        train_separation(dataclasses.replace(cfg, out=str(tmp_path / "c"), mode="audio"))
+    with pytest.raises(InputError, match="not both"):
+        train_separation(dataclasses.replace(cfg, out=str(tmp_path / "d"), init_from=first))

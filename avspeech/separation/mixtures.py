@@ -133,7 +133,8 @@ class MixtureDataset(Dataset):
 
     An item: ``mixture``, ``target``, ``interferer`` (N,) float32 with ``mixture = target + interferer``;
     ``lips`` (1, T, 88, 88); ``audio`` (T, 104) features of the mixture; ``length`` T (25 Hz frames; N = 640 T);
-    ``silent`` whether the target face does not speak; ``id`` ``<mixture>:<a|b>``.
+    ``silent`` whether the target face does not speak; ``id`` ``<mixture>:<a|b>``; ``target_utt`` the target's
+    manifest id and ``start`` the first frame of the crop in it.
     """
 
     def __init__(self, manifest: str | Path, mixtures: str | Path | Sequence[Mixture], *, train: bool = False,
@@ -192,7 +193,8 @@ class MixtureDataset(Dataset):
         mixture = target + interferer
         return {"id": f"{m.id}:{which}", "mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target),
                 "interferer": torch.from_numpy(interferer), "lips": self.lip_transform(rois, g),
-                "audio": filterbank_104(mixture, t), "length": t, "silent": silent}
+                "audio": filterbank_104(mixture, t), "length": t, "silent": silent,
+                "target_utt": m.utt_a if which == "a" else m.utt_b, "start": start}
 
 
 def collate_mixtures(items: Sequence[dict]) -> dict:
@@ -211,5 +213,6 @@ def collate_mixtures(items: Sequence[dict]) -> dict:
         lips[i, :, :k] = it["lips"]
         audio[i, :k] = it["audio"]
     return {"ids": [it["id"] for it in items], **wav, "lips": lips, "audio": audio,
+            "target_utts": [it["target_utt"] for it in items], "starts": [it["start"] for it in items],
             "lengths": torch.tensor([it["length"] for it in items]),
             "silent": torch.tensor([it["silent"] for it in items])}

@@ -106,21 +106,30 @@ class AVSeparator(nn.Module):
     def istft(self, spec: Tensor, n: int) -> Tensor:
         return torch.istft(spec, self.cfg.n_fft, HOP, self.cfg.win, self.window, center=True, length=n)
 
-    def features(self, lips: Tensor | None, audio: Tensor, lengths: Tensor) -> Tensor:
-        """Encoder features (B, T, D) of the mixture audio with the target's lips (lips absent in mode audio)."""
+    def features(self, lips: Tensor | None, audio: Tensor, lengths: Tensor,
+                 lip_features: Tensor | None = None) -> Tensor:
+        """Encoder features (B, T, D) of the mixture audio with the target's lips (lips absent in mode audio).
+        ``lip_features`` (B, T, D): the lip front-end's output computed beforehand (a frozen front-end), in place
+        of ``lips``."""
         if self.cfg.mode == "audio":
-            lips = None
-        return self.encoder(lips, audio, lengths)
+            return self.encoder(None, audio, lengths)
+        if lip_features is None:
+            return self.encoder(lips, audio, lengths)
+        xa, _ = self.encoder.frontend(None, audio, lengths)
+        if lip_features.shape != xa.shape:
+            raise ValueError(f"lip features {tuple(lip_features.shape)} do not match the audio's {tuple(xa.shape)}")
+        return self.encoder.encode(xa, lip_features, lengths)
 
-    def forward(self, mixture: Tensor, lips: Tensor | None, audio: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, mixture: Tensor, lips: Tensor | None, audio: Tensor, lengths: Tensor,
+                lip_features: Tensor | None = None) -> Tensor:
         b, n = mixture.shape
         t = audio.shape[1]
         if n != t * SAMPLES_PER_FRAME:
             raise ValueError(f"mixture has {n} samples for {t} frames; expected {t * SAMPLES_PER_FRAME} "
                              f"({SAMPLES_PER_FRAME} per 25 Hz frame)")
-        if self.cfg.mode == "av" and lips is None:
+        if self.cfg.mode == "av" and lips is None and lip_features is None:
             raise ValueError("the audio-visual separator needs the target face's lips")
-        feats = self.features(lips, audio, lengths)  # (B, T, D)
+        feats = self.features(lips, audio, lengths, lip_features)  # (B, T, D)
         spec = self.stft(mixture)  # (B, F, S)
         s = spec.shape[-1]
         len_s = lengths * STFT_PER_FRAME + 1
@@ -137,14 +146,18 @@ class AVSeparator(nn.Module):
             y, _ = self.attn(self.attn_norm(x), c, len_s, len_v)
             x = x + y
         x = x * valid_s.unsqueeze(-1)
-        packed = nn.utils.rnn.pack_padded_sequence(x, len_s.cpu(), batch_first=True, enforce_sorted=False)
-        y, _ = self.lstm(packed)
-        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=s)  # (B, S, 2H)
+        full = bool((lengths == t).all())
+        if full:  # no padding: the plain tensor takes the fused (oneDNN on CPU) LSTM, several times faster
+            y, _ = self.lstm(x)  # (B, S, 2H)
+        else:  # padding: packed, so the backward direction of each sample starts at its own end
+            packed = nn.utils.rnn.pack_padded_sequence(x, len_s.cpu(), batch_first=True, enforce_sorted=False)
+            y, _ = self.lstm(packed)
+            y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=s)  # (B, S, 2H)
         m = self.cfg.mask_bound * torch.tanh(self.mask(y))  # (B, S, 2 F K)
         m = m.view(b, s, self.cfg.outputs, 2, -1).permute(0, 2, 4, 1, 3)  # (B, K, F, S, 2)
         est = torch.view_as_complex(m.contiguous()) * spec.unsqueeze(1)  # (B, K, F, S)
         k = self.cfg.outputs
-        if bool((lengths == t).all()):
+        if full:
             return self.istft(est.reshape(b * k, *est.shape[2:]), n).view(b, k, n)
         # padded batch: each sample's inverse STFT over its own frames, as if it were alone
         wav = mixture.new_zeros(b, k, n)

@@ -4,7 +4,12 @@
   to ``crop_frames`` at seeded random positions, in an order drawn from ``(seed, epoch)``; a fraction
   ``silent_prob`` of targets are faces that do not speak.
 - Model: :class:`~avspeech.separation.model.AVSeparator`; the encoder starts from ``init_from`` (a pretraining
-  or separation checkpoint) or at random, and is fine-tuned unless ``freeze_encoder``.
+  or separation checkpoint) or at random, and is fine-tuned unless ``freeze_encoder``; ``continue_from`` starts
+  the whole separator (its config and all its weights) from a separation checkpoint instead, e.g. to train a
+  shipped model further. ``freeze_lip_frontend`` holds the lip front-end fixed (weights and BatchNorm
+  statistics) and computes its output for every training clip once, before the first step (centre crop, no
+  flip), so a step pays only for the rest of the model; targets that do not speak get their still frame's
+  features computed in the step.
 - Optimiser: AdamW (decay on matrices), linear warm-up then decay, gradient clipping.
 - Checkpoints ``checkpoints/step_NNNNNNN`` (safetensors + config.json + state.pt) every ``save_every`` steps, at
   the end and on SIGTERM/Ctrl-C; re-running the same command resumes exactly (model, optimiser, schedule, RNG,
@@ -26,6 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
+from avspeech.features.lips import LipTransform
 from avspeech.io.atomic import atomic_write_text
 from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
 from avspeech.model.config import preset
@@ -47,6 +53,8 @@ class SeparationTrainConfig:
     model: str = "tiny"  # encoder preset, when not initialised from a checkpoint
     init_from: str | None = None
     freeze_encoder: bool = False
+    continue_from: str | None = None  # a separation checkpoint: the whole separator starts from it
+    freeze_lip_frontend: bool = False
     lip_attention: bool = True
     hidden: int = 128
     steps: int = 2000
@@ -65,14 +73,26 @@ class SeparationTrainConfig:
 
 
 def build_separator(cfg: SeparationTrainConfig) -> tuple[AVSeparator, dict[str, Any]]:
-    enc = encoder_config_of(cfg.init_from) if cfg.init_from else preset(cfg.model)
-    sep_cfg = SeparatorConfig(encoder=enc, mode=cfg.mode, hidden=cfg.hidden,
-                              lip_attention=cfg.lip_attention)
-    model = AVSeparator(sep_cfg)
+    if cfg.continue_from and cfg.init_from:
+        raise InputError("give either init_from (the encoder) or continue_from (the whole separator), not both",
+                         cfg.continue_from)
+    if cfg.continue_from:
+        model = load_separator(cfg.continue_from).train()
+        if model.cfg.mode != cfg.mode:
+            raise InputError(f"the checkpoint is a mode {model.cfg.mode!r} separator; this run is mode "
+                             f"{cfg.mode!r}", cfg.continue_from)
+        sep_cfg = model.cfg
+    else:
+        enc = encoder_config_of(cfg.init_from) if cfg.init_from else preset(cfg.model)
+        sep_cfg = SeparatorConfig(encoder=enc, mode=cfg.mode, hidden=cfg.hidden,
+                                  lip_attention=cfg.lip_attention)
+        model = AVSeparator(sep_cfg)
     if cfg.init_from:  # the encoder only: a pretraining checkpoint, or another separation run
         load_into(model.encoder, load_weights(cfg.init_from), cfg.init_from, prefix="encoder.")
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
+    if cfg.freeze_lip_frontend:
+        model.encoder.lip_frontend.requires_grad_(False)
     return model, {"kind": "separation", "separator": sep_cfg.to_dict(), "train": dataclasses.asdict(cfg)}
 
 
@@ -91,9 +111,41 @@ def load_separator(path: str | Path) -> AVSeparator:
     return model.eval()
 
 
-def _run_model(model: AVSeparator, batch: dict, device: torch.device) -> torch.Tensor:
+def cached_lip_features(model: AVSeparator, batch: dict, lip_cache: dict[str, torch.Tensor],
+                        device: torch.device) -> torch.Tensor:
+    """(B, T, D) lip front-end output of a batch: each target clip's cached features cut to the item's crop
+    (the front-end saw the whole clip, so the crop's edge frames have their real neighbours), zero past each
+    length; a target that does not speak (a still frame) gets its own features, computed now."""
+    b, t = batch["lengths"].shape[0], batch["audio"].shape[1]
+    feats = torch.zeros(b, t, model.cfg.encoder.dim, device=device)
+    for i, (uid, start, k) in enumerate(zip(batch["target_utts"], batch["starts"], batch["lengths"].tolist())):
+        if not batch["silent"][i]:
+            feats[i, :k] = lip_cache[uid][start:start + k]
+    if bool(batch["silent"].any()):
+        with torch.no_grad():
+            still = batch["silent"].to(device)
+            feats[still] = model.encoder.lip_frontend(batch["lips"][still].to(device))
+    return feats * (torch.arange(t, device=device)[None] < batch["lengths"].to(device)[:, None])[..., None]
+
+
+def _run_model(model: AVSeparator, batch: dict, device: torch.device,
+               lip_cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    feats = cached_lip_features(model, batch, lip_cache, device) if lip_cache is not None else None
     return model(batch["mixture"].to(device), batch["lips"].to(device), batch["audio"].to(device),
-                 batch["lengths"].to(device))
+                 batch["lengths"].to(device), lip_features=feats)
+
+
+@torch.no_grad()
+def lip_feature_cache(model: AVSeparator, ds: MixtureDataset, device: torch.device) -> dict[str, torch.Tensor]:
+    """The lip front-end's output (T, D) for every target utterance of ``ds`` (eval mode, centre crop)."""
+    model.encoder.lip_frontend.eval()
+    transform = LipTransform(train=False)
+    uids = sorted({u for m in ds.mixtures for u in (m.utt_a, m.utt_b)})
+    cache = {}
+    for uid in tqdm(uids, desc="lip features (frozen front-end)", unit="clip", dynamic_ncols=True):
+        rois, _ = ds.load(uid)
+        cache[uid] = model.encoder.lip_frontend(transform(rois)[None].to(device))[0]
+    return cache
 
 
 def _nanmean(xs: list[float]) -> float:
@@ -121,6 +173,9 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
     step, resumed = resume_latest(out, model, opt, sched, schedule)
     if resumed is not None:
         log.info("resumed from %s (step %d)", resumed, step)
+    lip_cache = None
+    if cfg.freeze_lip_frontend and cfg.mode == "av" and step < cfg.steps:
+        lip_cache = lip_feature_cache(model, ds, device)
 
     fields = ["step", "epoch", "loss", "si_sdr", "lr", "grad_norm", "sec_per_step"]
     run_log = RunLog(out, fields, step, "separation")
@@ -143,7 +198,9 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
                 model.train()
                 if cfg.freeze_encoder:
                     model.encoder.eval()
-                est = _run_model(model, batch, device)
+                if cfg.freeze_lip_frontend:
+                    model.encoder.lip_frontend.eval()
+                est = _run_model(model, batch, device, lip_cache)
                 n_samples = batch["lengths"].to(device) * SAMPLES_PER_FRAME
                 loss = separation_loss(est, batch["target"].to(device), batch["interferer"].to(device),
                                        batch["mixture"].to(device), batch["silent"].to(device), n_samples)
