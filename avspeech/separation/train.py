@@ -35,6 +35,7 @@ from avspeech.features.lips import LipTransform
 from avspeech.io.atomic import atomic_write_text
 from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
 from avspeech.model.config import preset
+from avspeech.model.frontends import lengths_to_mask
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig
@@ -125,7 +126,7 @@ def cached_lip_features(model: AVSeparator, batch: dict, lip_cache: dict[str, to
         with torch.no_grad():
             still = batch["silent"].to(device)
             feats[still] = model.encoder.lip_frontend(batch["lips"][still].to(device))
-    return feats * (torch.arange(t, device=device)[None] < batch["lengths"].to(device)[:, None])[..., None]
+    return feats * lengths_to_mask(batch["lengths"].to(device), t).unsqueeze(-1)
 
 
 def _run_model(model: AVSeparator, batch: dict, device: torch.device,
