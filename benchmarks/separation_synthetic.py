@@ -103,15 +103,28 @@ def training_record(run: Path) -> dict:
     return {"last": rows[-1], "train_minutes": round(seconds / 60, 1)}
 
 
-def encoder_words(args) -> str:
-    """How the encoder started, for the results page."""
-    if args.continue_from:
-        from avspeech.model.checkpoint import load_config
+def stages(checkpoint: str) -> list[dict]:
+    """The training configs of a chain of continued separation runs, first stage first."""
+    from avspeech.model.checkpoint import load_config
 
-        first = load_config(args.continue_from).get("train", {})
+    chain, ck = [], checkpoint
+    while ck:
+        train = load_config(ck).get("train", {})
+        chain.append(train)
+        ck = train.get("continue_from")
+    return chain[::-1]
+
+
+def encoder_words(args) -> str:
+    """How the audio-visual model started, for the results page."""
+    if args.continue_from:
+        chain = stages(args.continue_from)
         start = (f"audio-visual separator continued (all weights) from `{args.continue_from}`, itself trained "
-                 f"{first.get('steps', '?')} steps at lr {first.get('lr', '?')} on `{first.get('mixtures', '?')}` "
-                 f"({first.get('crop_frames', '?')}-frame crops, encoder {first.get('model', '?')} from random init)")
+                 + ", then ".join(f"{c.get('steps', '?')} steps at lr {c.get('lr', '?')} on `{c.get('mixtures', '?')}` "
+                                  f"({c.get('crop_frames', '?')}-frame crops"
+                                  + (f", BLSTM widened to {c['lstm_hidden']}" if c.get("lstm_hidden") else "") + ")"
+                                  for c in chain)
+                 + f"; encoder {chain[0].get('model', '?')} from random init")
     elif args.init_from:
         from avspeech.model.checkpoint import load_config
 
@@ -120,7 +133,8 @@ def encoder_words(args) -> str:
     else:
         start = f"{args.model} encoder at random init"
     return start + (", frozen" if args.freeze_encoder else ", fine-tuned") + (
-        ", lip front-end frozen" if args.freeze_lip_frontend and not args.freeze_encoder else "")
+        ", lip front-end frozen" if args.freeze_lip_frontend and not args.freeze_encoder else "") + (
+        f"; this run's BLSTM widened to {args.lstm_hidden} units each way" if args.lstm_hidden else "")
 
 
 def plot(path: Path, logs: dict[str, Path], summary: dict) -> None:
@@ -165,6 +179,8 @@ def main() -> None:
     ap.add_argument("--init-from", help="checkpoint for the encoder (pretraining, recognition or separation)")
     ap.add_argument("--model", default="tiny", help="encoder preset without --init-from")
     ap.add_argument("--hidden", type=int, default=128, help="width of the mask network (BLSTM)")
+    ap.add_argument("--lstm-hidden", type=int, default=None,
+                    help="BLSTM width of the audio-visual run; with --continue-from, grown from the checkpoint's")
     ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--continue-from", help="separation checkpoint that starts the audio-visual run whole (config "
                     "and weights), e.g. the shipped one; the audio-only baseline starts as --init-from/--model say")
@@ -196,6 +212,7 @@ def main() -> None:
             lr=args.lr, batch_size=args.batch, init_from=args.init_from, warmup=min(100, steps // 10),
             model=args.model, hidden=args.hidden, freeze_encoder=args.freeze_encoder,
             continue_from=args.continue_from if mode == "av" else None,
+            lstm_hidden=args.lstm_hidden if mode == "av" else None,
             freeze_lip_frontend=args.freeze_lip_frontend, crop_frames=args.crop_frames))
         summary["train"][name] = {"steps": res["step"], "checkpoint": res["checkpoint"], **training_record(out)}
         models[name] = load_separator(res["checkpoint"])
@@ -208,11 +225,13 @@ def main() -> None:
     summary["lips"] = {lst: lip_tests(av, held, lists[lst]) for lst in ("different_voice", "same_voice")}
     summary["minutes"] = round((time.time() - t0) / 60, 1)
 
+    av_cfg = av.cfg
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "separation_synthetic.json").write_text(json.dumps(summary, indent=1) + "\n")
     md = ["# Separation on the synthetic corpus (held-out voices, sentences and face variations)", "",
           f"`{summary['command']}`", "",
-          f"Training ({encoder_words(args)}; mask network width {args.hidden}; {args.crop_frames / 25:g} s crops "
+          f"Training ({encoder_words(args)}; mask network: BLSTM {av_cfg.lstm_width} units each way, input width "
+          f"{av_cfg.hidden}; {args.crop_frames / 25:g} s crops "
           f"at +-5 dB; CPU, {summary['threads']} thread(s)): "
           + "; ".join(f"{n}: {r['steps']} steps in {r['train_minutes']} min, final training SI-SDR "
                       f"{float(r['last']['si_sdr']):.2f} dB" for n, r in summary["train"].items()) + ".", "",
@@ -227,11 +246,7 @@ def main() -> None:
                f"of its slot. A silent third face (closed mouth held still) gets an output "
                f"{lt['silent_face_db_below_mixture']:.1f} dB below the mixture. ({lt['mixtures']} mixtures)", ""]
     (RESULTS / "separation_synthetic.md").write_text("\n".join(md) + "\n")
-    offset = 0
-    if args.continue_from:
-        from avspeech.model.checkpoint import load_config
-
-        offset = int(load_config(args.continue_from).get("train", {}).get("steps", 0))
+    offset = sum(int(c.get("steps", 0)) for c in stages(args.continue_from)) if args.continue_from else 0
     plot(RESULTS / "separation_synthetic.png", {n: (Path(r[1]) / "log.csv", offset if r[0] == "av" else 0)
                                                 for n, r in runs.items()}, summary)
     if args.ship:

@@ -11,7 +11,7 @@ from avspeech.errors import InputError
 from avspeech.separation.metrics import energy_db, score, separation_loss, si_sdr
 from avspeech.separation.mixtures import (MixtureDataset, Mixture, make_mixtures, mix_pair,
                                           read_mixtures, write_mixtures)
-from avspeech.separation.model import AVSeparator, SeparatorConfig
+from avspeech.separation.model import AVSeparator, SeparatorConfig, widen_lstm
 from avspeech.separation.separate import separate_span
 from data_helpers import assert_same_run, make_manifest
 
@@ -167,6 +167,30 @@ def test_precomputed_lip_features_stand_in_for_lips():
     torch.testing.assert_close(given, direct)
 
 
+def test_widened_lstm_keeps_the_output_and_trains_its_new_units():
+    """float64: the widened separator's output equals the original's, alone and padded; the new units' outgoing
+    weights get gradients (so they can start to matter); narrowing is refused."""
+    torch.manual_seed(2)
+    model = AVSeparator(SeparatorConfig(hidden=16, lstm_layers=2)).double().eval()
+    wide = widen_lstm(model, 24).eval()
+    assert wide.cfg.lstm_width == 24 and wide.lstm.hidden_size == 24 and wide.mask.in_features == 48
+    assert next(wide.parameters()).dtype == torch.float64
+    t = 9
+    mix, lips = torch.randn(2, t * 640, dtype=torch.float64) * 0.1, torch.randn(2, 1, t, 88, 88, dtype=torch.float64)
+    audio = torch.randn(2, t, 104, dtype=torch.float64)
+    for lengths in (torch.tensor([t, t]), torch.tensor([t, 6])):
+        with torch.no_grad():
+            torch.testing.assert_close(wide(mix, lips, audio, lengths), model(mix, lips, audio, lengths),
+                                       rtol=1e-12, atol=1e-12)
+    wide.train()
+    wide(mix, lips, audio, torch.tensor([t, t])).pow(2).sum().backward()
+    new_cols = torch.cat([torch.arange(16, 24), torch.arange(40, 48)])
+    assert float(wide.mask.weight.grad[:, new_cols].abs().sum()) > 0
+    assert float(wide.lstm.weight_hh_l1.grad[:, 16:24].abs().sum()) > 0
+    with pytest.raises(ValueError, match="cannot narrow"):
+        widen_lstm(wide, 16)
+
+
 class _Passthrough(torch.nn.Module):
     """Stands in for a separator: returns its input mixture, so chunked inference must give the input back."""
 
@@ -294,7 +318,7 @@ def test_continue_from_and_frozen_lip_frontend(manifest, tmp_path):
     import dataclasses
 
     from avspeech.model.checkpoint import load_weights
-    from avspeech.separation.train import train_separation
+    from avspeech.separation.train import load_separator, train_separation
 
     mixtures = tmp_path / "mix.tsv"
     write_mixtures(mixtures, make_mixtures(read_manifest(manifest), 6, seed=0))
@@ -312,3 +336,7 @@ def test_continue_from_and_frozen_lip_frontend(manifest, tmp_path):
         train_separation(dataclasses.replace(cfg, out=str(tmp_path / "c"), mode="audio"))
     with pytest.raises(InputError, match="not both"):
         train_separation(dataclasses.replace(cfg, out=str(tmp_path / "d"), init_from=first))
+    wider = train_separation(dataclasses.replace(cfg, out=str(tmp_path / "e"), steps=1, lstm_hidden=24))
+    assert load_separator(wider["checkpoint"]).lstm.hidden_size == 24  # grown from the first run's 16
+    with pytest.raises(InputError, match="cannot narrow"):
+        train_separation(dataclasses.replace(cfg, out=str(tmp_path / "f"), lstm_hidden=8))

@@ -55,6 +55,9 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-lip-frontend", action="store_true",
                    help="hold the lip front-end fixed and compute its output for each training clip once "
                    "(several times faster steps on CPU)")
+    p.add_argument("--lstm-hidden", type=int, default=None,
+                   help="BLSTM units each way (default 128); with --continue-from, a wider BLSTM is grown from the "
+                   "checkpoint's without changing its output")
     p.add_argument("--no-lip-attention", action="store_true",
                    help="condition on the held encoder features only (no cross-modal attention from the STFT frames)")
     p.add_argument("--steps", type=int, default=2000)
@@ -80,7 +83,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         manifest=str(manifest), mixtures=str(mixtures), out=str(out), mode=args.mode, model=args.model,
         init_from=args.init_from, freeze_encoder=args.freeze_encoder, continue_from=args.continue_from,
         freeze_lip_frontend=args.freeze_lip_frontend, lip_attention=not args.no_lip_attention,
-        steps=args.steps, lr=args.lr, warmup=args.warmup, batch_size=args.batch_size,
+        lstm_hidden=args.lstm_hidden, steps=args.steps, lr=args.lr, warmup=args.warmup, batch_size=args.batch_size,
         crop_frames=int(round(args.crop_seconds * 25)), silent_prob=args.silent_prob, save_every=args.save_every,
         log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device)
     summary = train_separation(cfg)

@@ -10,8 +10,11 @@ bins (257), D encoder dim, H head width, K outputs.
 3. Conditioning: the encoder features projected to H and held for the 4 STFT frames of each video frame; with
    ``lip_attention`` the STFT frames also attend to the encoder features through the cross-modal attention
    kernel (``avspeech.kernels``, rates 100 and 25 Hz, a window of ``attention_window`` seconds).
-4. A bidirectional LSTM over the STFT frames -> a bounded complex mask per output (K), applied to the mixture
-   STFT, inverse STFT to N samples.
+4. A bidirectional LSTM over the STFT frames (``lstm_hidden`` units each way) -> a bounded complex mask per
+   output (K), applied to the mixture STFT, inverse STFT to N samples.
+
+:func:`widen_lstm` gives a trained separator a wider BLSTM that computes the same output, so training can go
+on with more capacity from where it stopped.
 
 ``mode="av"`` has one output: the target face's voice. ``mode="audio"`` is the audio-only baseline: lips are
 absent, so nothing says which speaker is wanted; it has two outputs trained with permutation-invariant SI-SDR
@@ -43,6 +46,7 @@ class SeparatorConfig:
     win: int = 400
     hidden: int = 128  # H
     lstm_layers: int = 2
+    lstm_hidden: int | None = None  # width of each BLSTM direction; None: hidden
     lip_attention: bool = True
     attention_window: float = 0.2  # seconds
     attention_heads: int = 4
@@ -53,6 +57,12 @@ class SeparatorConfig:
             raise ValueError(f"mode must be 'av' or 'audio', got {self.mode!r}")
         if self.hidden % self.attention_heads:
             raise ValueError(f"hidden {self.hidden} must be divisible by attention_heads {self.attention_heads}")
+        if self.lstm_hidden is not None and self.lstm_hidden < 1:
+            raise ValueError(f"lstm_hidden must be positive, got {self.lstm_hidden}")
+
+    @property
+    def lstm_width(self) -> int:
+        return self.hidden if self.lstm_hidden is None else self.lstm_hidden
 
     @property
     def outputs(self) -> int:
@@ -94,8 +104,9 @@ class AVSeparator(nn.Module):
             self.attn_norm = nn.LayerNorm(h)
             self.attn = CrossModalAttention(h, cfg.attention_heads, rate_a=100.0, rate_v=25.0,
                                             window=cfg.attention_window)
-        self.lstm = nn.LSTM(h, h, cfg.lstm_layers, batch_first=True, bidirectional=True)
-        self.mask = nn.Linear(2 * h, 2 * f * cfg.outputs)
+        w = cfg.lstm_width
+        self.lstm = nn.LSTM(h, w, cfg.lstm_layers, batch_first=True, bidirectional=True)
+        self.mask = nn.Linear(2 * w, 2 * f * cfg.outputs)
 
     def stft(self, x: Tensor) -> Tensor:
         """(B, N) -> (B, F, S) complex."""
@@ -166,3 +177,45 @@ class AVSeparator(nn.Module):
             if ni:
                 wav[i, :, :ni] = self.istft(est[i, :, :, :si], ni)
         return wav
+
+
+def widen_lstm(model: AVSeparator, width: int) -> AVSeparator:
+    """A copy of ``model`` whose BLSTM has ``width`` units each way and the same output.
+
+    The old units keep their weights; the new units get the fresh LSTM's random input and recurrent weights, and
+    everything they feed (the gates of the old units, the next layer, the mask layer) reads them with weight
+    zero, so they change nothing until training moves those weights."""
+    old_w = model.cfg.lstm_width
+    if width < old_w:
+        raise ValueError(f"cannot narrow the BLSTM from {old_w} to {width} units")
+    from dataclasses import replace
+    ref = next(model.parameters())
+    new = AVSeparator(replace(model.cfg, lstm_hidden=width)).to(ref.device, ref.dtype)
+    new.load_state_dict({k: v for k, v in model.state_dict().items()
+                         if not k.startswith(("lstm.", "mask."))}, strict=False)
+
+    def rows(w: int) -> Tensor:  # the old units' rows in the (4 w) gate blocks i, f, g, o
+        return torch.cat([torch.arange(g * w, g * w + old_w) for g in range(4)])
+
+    def cols(w: int) -> Tensor:  # the old units' columns in a (forward w, backward w) input
+        return torch.cat([torch.arange(old_w), torch.arange(w, w + old_w)])
+
+    r_new = rows(width)
+    with torch.no_grad():
+        for name, p in new.lstm.named_parameters():
+            q = getattr(model.lstm, name)
+            if name.startswith("weight_"):
+                first_ih = name.startswith("weight_ih_l0")
+                c_new = torch.arange(q.shape[1]) if first_ih else (
+                    torch.arange(old_w) if name.startswith("weight_hh") else cols(width))
+                p[r_new[:, None], c_new[None, :]] = q
+                others = torch.ones(p.shape[1], dtype=torch.bool)
+                others[c_new] = False
+                p[r_new[:, None], others.nonzero().squeeze(1)[None, :]] = 0.0  # old units ignore the new
+            else:
+                p[r_new] = q
+        new.mask.weight.zero_()
+        new.mask.weight[:, cols(width)] = model.mask.weight
+        new.mask.bias.copy_(model.mask.bias)
+    new.lstm.flatten_parameters()
+    return new.train(model.training)

@@ -6,10 +6,11 @@
 - Model: :class:`~avspeech.separation.model.AVSeparator`; the encoder starts from ``init_from`` (a pretraining
   or separation checkpoint) or at random, and is fine-tuned unless ``freeze_encoder``; ``continue_from`` starts
   the whole separator (its config and all its weights) from a separation checkpoint instead, e.g. to train a
-  shipped model further. ``freeze_lip_frontend`` holds the lip front-end fixed (weights and BatchNorm
-  statistics) and computes its output for every training clip once, before the first step (centre crop, no
-  flip), so a step pays only for the rest of the model; targets that do not speak get their still frame's
-  features computed in the step.
+  shipped model further (with a larger ``lstm_hidden``, its BLSTM is first widened without changing its output:
+  :func:`~avspeech.separation.model.widen_lstm`). ``freeze_lip_frontend`` holds the lip front-end fixed
+  (weights and BatchNorm statistics) and computes its output for every training clip once, before the first step
+  (centre crop, no flip), so a step pays only for the rest of the model; targets that do not speak get their
+  still frame's features computed in the step.
 - Optimiser: AdamW (decay on matrices), linear warm-up then decay, gradient clipping.
 - Checkpoints ``checkpoints/step_NNNNNNN`` (safetensors + config.json + state.pt) every ``save_every`` steps, at
   the end and on SIGTERM/Ctrl-C; re-running the same command resumes exactly (model, optimiser, schedule, RNG,
@@ -38,7 +39,7 @@ from avspeech.model.config import preset
 from avspeech.model.frontends import lengths_to_mask
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
-from avspeech.separation.model import AVSeparator, SeparatorConfig
+from avspeech.separation.model import AVSeparator, SeparatorConfig, widen_lstm
 from avspeech.training import (RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, save_step,
                                warmup_then_decay)
 
@@ -58,6 +59,7 @@ class SeparationTrainConfig:
     freeze_lip_frontend: bool = False
     lip_attention: bool = True
     hidden: int = 128
+    lstm_hidden: int | None = None  # BLSTM width; with continue_from, a wider one is grown from the checkpoint's
     steps: int = 2000
     lr: float = 1e-3
     warmup: int = 100
@@ -82,10 +84,16 @@ def build_separator(cfg: SeparationTrainConfig) -> tuple[AVSeparator, dict[str, 
         if model.cfg.mode != cfg.mode:
             raise InputError(f"the checkpoint is a mode {model.cfg.mode!r} separator; this run is mode "
                              f"{cfg.mode!r}", cfg.continue_from)
+        if cfg.lstm_hidden is not None and cfg.lstm_hidden != model.cfg.lstm_width:
+            try:
+                model = widen_lstm(model, cfg.lstm_hidden)
+            except ValueError as e:
+                raise InputError(f"{e}; give --lstm-hidden >= {model.cfg.lstm_width} or leave it out",
+                                 cfg.continue_from) from e
         sep_cfg = model.cfg
     else:
         enc = encoder_config_of(cfg.init_from) if cfg.init_from else preset(cfg.model)
-        sep_cfg = SeparatorConfig(encoder=enc, mode=cfg.mode, hidden=cfg.hidden,
+        sep_cfg = SeparatorConfig(encoder=enc, mode=cfg.mode, hidden=cfg.hidden, lstm_hidden=cfg.lstm_hidden,
                                   lip_attention=cfg.lip_attention)
         model = AVSeparator(sep_cfg)
     if cfg.init_from:  # the encoder only: a pretraining checkpoint, or another separation run
