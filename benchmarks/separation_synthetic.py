@@ -176,6 +176,9 @@ def main() -> None:
     ap.add_argument("--audio-steps", type=int, default=None, help="audio-only baseline steps (default --steps)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--audio-lr", type=float, default=None, help="audio-only baseline learning rate (default --lr)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps of the audio-visual run (default: a "
+                    "tenth of its steps, at most 100; the baseline always uses that)")
     ap.add_argument("--init-from", help="checkpoint for the encoder (pretraining, recognition or separation)")
     ap.add_argument("--model", default="tiny", help="encoder preset without --init-from")
     ap.add_argument("--hidden", type=int, default=128, help="width of the mask network (BLSTM)")
@@ -207,12 +210,15 @@ def main() -> None:
         "threads": torch.get_num_threads(), "heldout": {}, "train": {}}
     models = {}
     for name, (mode, out, steps) in runs.items():
+        is_av = mode == "av"
         res = train_separation(SeparationTrainConfig(
             manifest=str(train), mixtures=str(lists["train"]), out=str(out), mode=mode, steps=steps,
-            lr=args.lr, batch_size=args.batch, init_from=args.init_from, warmup=min(100, steps // 10),
+            lr=args.lr if is_av or args.audio_lr is None else args.audio_lr, batch_size=args.batch,
+            init_from=args.init_from,
+            warmup=args.warmup if is_av and args.warmup is not None else min(100, steps // 10),
             model=args.model, hidden=args.hidden, freeze_encoder=args.freeze_encoder,
-            continue_from=args.continue_from if mode == "av" else None,
-            lstm_hidden=args.lstm_hidden if mode == "av" else None,
+            continue_from=args.continue_from if is_av else None,
+            lstm_hidden=args.lstm_hidden if is_av else None,
             freeze_lip_frontend=args.freeze_lip_frontend, crop_frames=args.crop_frames))
         summary["train"][name] = {"steps": res["step"], "checkpoint": res["checkpoint"], **training_record(out)}
         models[name] = load_separator(res["checkpoint"])
