@@ -340,3 +340,38 @@ def test_continue_from_and_frozen_lip_frontend(manifest, tmp_path):
     assert load_separator(wider["checkpoint"]).lstm.hidden_size == 24  # grown from the first run's 16
     with pytest.raises(InputError, match="cannot narrow"):
         train_separation(dataclasses.replace(cfg, out=str(tmp_path / "f"), lstm_hidden=8))
+
+
+def test_evaluate_resumes_its_own_rows_only(manifest, tmp_path):
+    """Rows left in the results folder by another model are not mixed in: the run scores again; an interrupted
+    run of the same model resumes. Each row's SI-SDRi equals SI-SDR(estimate) - SI-SDR(mixture) in float64."""
+    from avspeech.separation.evaluate import estimate, evaluate_separation
+
+    mixtures = tmp_path / "mix.tsv"
+    write_mixtures(mixtures, make_mixtures(read_manifest(manifest), 2, seed=3))
+    torch.manual_seed(0)
+    a = AVSeparator(SeparatorConfig(hidden=16, lstm_layers=1)).eval()
+    torch.manual_seed(1)
+    b = AVSeparator(SeparatorConfig(hidden=16, lstm_layers=1)).eval()
+    fresh = evaluate_separation(b, manifest, mixtures, tmp_path / "fresh", perceptual=False)
+    shared = tmp_path / "shared"
+    first = evaluate_separation(a, manifest, mixtures, shared, perceptual=False)
+    assert first["si_sdri"] != fresh["si_sdri"]
+    evaluate_separation(b, manifest, mixtures, shared, perceptual=False, limit=1)  # another model: starts over
+    resumed = evaluate_separation(b, manifest, mixtures, shared, perceptual=False)  # same model: resumes
+    assert resumed == pytest.approx(fresh, nan_ok=True)
+    import csv
+
+    rows = list(csv.DictReader(open(shared / "results.csv")))
+    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    ds = MixtureDataset(manifest, mixtures)
+    item = ds[0]
+    est = torch.from_numpy(estimate(b, item)).double()
+    tgt, mix = item["target"].double(), item["mixture"].double()
+
+    def si_sdr64(x, s):
+        x, s = x - x.mean(), s - s.mean()
+        proj = (x @ s) / (s @ s) * s
+        return float(10 * torch.log10((proj @ proj) / ((x - proj) @ (x - proj))))
+
+    assert abs(float(rows[0]["si_sdri"]) - (si_sdr64(est, tgt) - si_sdr64(mix, tgt))) < 1e-2

@@ -4,11 +4,16 @@ Every (mixture, target face) is separated at full length and scored against its 
 :func:`~avspeech.separation.metrics.score`; the audio-only baseline's two outputs are assigned to the two speakers
 by the permutation with the higher total SI-SDR (its best case). Writes ``<out>/results.csv`` (one row per
 target, rows written as they come, so an interrupted run resumes), ``<out>/summary.json`` and
-``<out>/summary.md`` (means).
+``<out>/summary.md`` (means). ``<out>/scoring.json`` records what the rows score (a hash of the model's weights,
+the mixture list, the manifest, whether PESQ/STOI are on): a run into a folder that holds another model's rows
+starts over instead of mixing them in.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +27,19 @@ from avspeech.separation.metrics import score, si_sdr
 from avspeech.separation.mixtures import MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator
 
+log = logging.getLogger(__name__)
+
 METRICS = ("si_sdri", "sdri", "si_sdr", "sdr", "si_sdr_mix", "sdr_mix", "pesq", "stoi")
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """sha256 of a model's parameters and buffers (names, shapes, dtypes, values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -48,12 +65,20 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
     n = len(ds) if limit is None else min(limit, len(ds))
     csv_path = out / "results.csv"
     fields = ["id", "target", "interferer", "gain_db", *METRICS]
+    scoring = {"model_sha256": weights_hash(model), "mixtures": str(Path(mixtures).resolve()),
+               "manifest": str(Path(manifest).resolve()), "perceptual": perceptual}
+    scoring_path = out / "scoring.json"
     done: dict[str, dict] = {}
     if csv_path.is_file():
-        with open(csv_path, newline="") as f:
-            done = {r["id"]: r for r in csv.DictReader(f)}
-    else:
+        before = json.loads(scoring_path.read_text()) if scoring_path.is_file() else None
+        if before == scoring:
+            with open(csv_path, newline="") as f:
+                done = {r["id"]: r for r in csv.DictReader(f)}
+        else:
+            log.warning("%s holds rows of another model or mixture list; scoring again from the start", csv_path)
+    if not done:
         atomic_write_text(csv_path, ",".join(fields) + "\n")
+    atomic_write_json(scoring_path, scoring)
     model.eval()
     with open(csv_path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
