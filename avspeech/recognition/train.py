@@ -1,4 +1,5 @@
-"""Fine-tuning the recognition head (``avspeech finetune recognition``): one flat loop.
+"""Fine-tuning the recognition head (``avspeech finetune recognition``): the data and the step; the engine
+(:func:`avspeech.training.fit`) runs them.
 
 - Data: :class:`~avspeech.recognition.data.RecognitionDataset` (a manifest and its ``.wrd`` transcripts), whole
   utterances in batches of ``batch_size`` in an order drawn from ``(seed, epoch)``; noise (interfering speech,
@@ -7,34 +8,27 @@
   streams with probability ``p_av``, audio only ``p_audio``, video only the rest.
 - Model: :class:`~avspeech.recognition.model.AVRecognizer`; the encoder starts from ``init_from`` (a
   pretraining, separation or recognition checkpoint) or at random.
-- AdamW (decay on matrices), linear warm-up then decay, gradient clipping; checkpoints every ``save_every``
-  steps, at the end and on SIGTERM/Ctrl-C; re-running the same command resumes exactly. ``log.csv`` and
-  TensorBoard events under ``tb/``; a progress bar.
+- The engine: AdamW (decay on matrices), linear warm-up then decay, gradient clipping, checkpoints every
+  ``save_every`` steps, at the end and on SIGTERM/Ctrl-C (re-running the same command resumes exactly),
+  ``log.csv`` + TensorBoard + a progress bar, DDP under torchrun.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
-from avspeech.io.atomic import atomic_write_text
 from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
 from avspeech.model.config import preset
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import CharTokenizer, SentencePieceTokenizer
-from avspeech.training import (RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, save_step,
-                               warmup_then_decay)
+from avspeech.training import StepContext, Task, TrainOptions, fit, latest_checkpoint, shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +54,7 @@ class RecognitionTrainConfig:
     warmup: int = 100
     weight_decay: float = 0.01
     batch_size: int = 8
+    grad_accum: int = 1  # micro-batches per optimiser step (per rank)
     p_av: float = 0.5
     p_audio: float = 0.25
     noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2)  # clean, interfering speech, babble
@@ -124,13 +119,50 @@ def modality_flags(b: int, p_av: float, p_audio: float, g: torch.Generator) -> t
     return has_audio, has_video
 
 
+class RecognitionTask(Task):
+    """Whole utterances with their token sequences; the loss is the recognizer's (CTC, plus attention when it
+    has a decoder), with per-sample modality dropout drawn from the micro-batch's generator."""
+
+    name = "recognition"
+    metrics = ["loss", "ctc", "att", "att_acc"]
+    collate = staticmethod(collate_recognition)
+    unused_parameters = True  # a video-only or audio-only batch leaves a front-end without gradient
+
+    def __init__(self, cfg: RecognitionTrainConfig, tokenizer):
+        self.cfg = cfg
+        self.dataset = RecognitionDataset(cfg.manifest, cfg.labels, tokenizer, train=True,
+                                          noise_probs=cfg.noise_probs, snr_range=cfg.snr_range,
+                                          silent_prob=cfg.silent_prob, freq_warp=cfg.freq_warp, seed=cfg.seed)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return shuffled_batches(len(self.dataset), self.cfg.batch_size, self.cfg.seed, epoch)
+
+    def train_mode(self, model: AVRecognizer, step: int) -> None:
+        cfg = self.cfg
+        model.train()
+        frozen = cfg.freeze_encoder or step < cfg.freeze_steps
+        if frozen:
+            model.encoder.eval()
+        if not cfg.freeze_encoder and cfg.freeze_steps:  # AdamW skips parameters without a gradient
+            model.encoder.requires_grad_(not frozen)
+
+    def step(self, model: AVRecognizer, batch, ctx: StepContext):
+        dev = ctx.device
+        has_audio, has_video = modality_flags(len(batch["ids"]), self.cfg.p_av, self.cfg.p_audio,
+                                              ctx.generator(7919))
+        lengths = batch["lengths"].to(dev)
+        # a batch without video (always, with p_av = 0 and p_audio = 1) skips the lip front-end
+        lips = batch["lips"].to(dev) if bool(has_video.any()) else None
+        feats, logp, ctc_len = model.encode(lips, batch["audio"].to(dev), lengths, has_audio.to(dev),
+                                            has_video.to(dev))
+        losses = model.loss(feats, logp, ctc_len, lengths, batch["tokens"])
+        return losses["loss"], {k: float(losses[k].detach()) for k in ("ctc", "att", "att_acc") if k in losses}
+
+
 def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
     """Run (or resume) fine-tuning; returns the final step, the last logged row and the checkpoint path."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    resume = latest_checkpoint(out)
+    resume = latest_checkpoint(cfg.out)
     if resume is not None:  # the tokenizer (a trained SentencePiece model) comes from the run itself
         model, model_config = _resumed_model(resume, cfg)
     else:
@@ -138,79 +170,11 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
 
         texts = read_transcripts(cfg.labels or default_labels_path(cfg.manifest))
         model, model_config = build_recognizer(cfg, texts)
-    ds = RecognitionDataset(cfg.manifest, cfg.labels, model.tokenizer, train=True, noise_probs=cfg.noise_probs,
-                            snr_range=cfg.snr_range, silent_prob=cfg.silent_prob, freq_warp=cfg.freq_warp,
-                            seed=cfg.seed)
-    per_epoch = len(ds) // cfg.batch_size
-    if per_epoch == 0:
-        raise InputError(f"{len(ds)} utterances are fewer than one batch of {cfg.batch_size}", cfg.manifest)
-    model.to(device)
-    opt = adamw(model, cfg.lr, cfg.weight_decay)
-    factor = warmup_then_decay(cfg.warmup, cfg.steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    step, resumed = resume_latest(out, model, opt, sched, factor)
-    if resumed is not None:
-        log.info("resumed from %s (step %d)", resumed, step)
-
-    fields = ["step", "epoch", "loss", "ctc", "att", "att_acc", "lr", "grad_norm", "sec_per_step"]
-    atomic_write_text(out / "config.json", json.dumps(model_config, indent=1) + "\n")
-    run_log = RunLog(out, fields, step, prefix="recognition")
-    last: dict[str, Any] = {}
-    window: dict[str, list] = {k: [] for k in ("loss", "ctc", "att", "att_acc", "grad_norm", "sec")}
-    bar = tqdm(total=cfg.steps, initial=step, desc="finetune recognition", unit="step", dynamic_ncols=True)
-    stopped = False
-    with StopOnSignal() as stop:
-        while step < cfg.steps and not stopped:
-            epoch, pos = divmod(step, per_epoch)
-            ds.set_epoch(epoch)
-            order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-            batches = order[: per_epoch * cfg.batch_size].view(per_epoch, cfg.batch_size).tolist()[pos:]
-            loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate_recognition, num_workers=cfg.workers)
-            for batch in loader:
-                t0 = time.time()
-                model.train()
-                frozen = cfg.freeze_encoder or step < cfg.freeze_steps
-                if frozen:
-                    model.encoder.eval()
-                if not cfg.freeze_encoder and cfg.freeze_steps:  # AdamW skips parameters without a gradient
-                    model.encoder.requires_grad_(not frozen)
-                g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
-                has_audio, has_video = modality_flags(len(batch["ids"]), cfg.p_av, cfg.p_audio, g)
-                lengths = batch["lengths"].to(device)
-                # a batch without video (always, with p_av = 0 and p_audio = 1) skips the lip front-end
-                lips = batch["lips"].to(device) if bool(has_video.any()) else None
-                feats, logp, ctc_len = model.encode(lips, batch["audio"].to(device), lengths, has_audio.to(device),
-                                                    has_video.to(device))
-                losses = model.loss(feats, logp, ctc_len, lengths, batch["tokens"])
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                opt.step()
-                sched.step()
-                step += 1
-                bar.update(1)
-                for k in ("loss", "ctc", "att", "att_acc"):
-                    window[k].append(float(losses[k].detach()) if k in losses else float("nan"))
-                window["grad_norm"].append(float(gn))
-                window["sec"].append(time.time() - t0)
-                if step % cfg.log_every == 0 or step == cfg.steps or step == 1:
-                    row = {"step": step, "epoch": epoch, "lr": sched.get_last_lr()[0],
-                           "sec_per_step": round(float(np.mean(window["sec"])), 4),
-                           **{k: round(float(np.mean(window[k])), 4) for k in ("loss", "ctc", "att", "att_acc",
-                                                                               "grad_norm")}}
-                    window = {k: [] for k in window}
-                    run_log.write(row)
-                    bar.set_postfix(loss=f"{row['loss']:.2f}", ctc=f"{row['ctc']:.2f}")
-                    last = row
-                stopped = stop.requested
-                if step % cfg.save_every == 0 or step == cfg.steps or stopped:
-                    save_step(out, step, model, model_config, opt, sched)
-                if step >= cfg.steps or stopped:
-                    break
-    bar.close()
-    run_log.close()
-    ck = latest_checkpoint(out)
-    return {"step": step, "stopped": stopped, "last": last, "checkpoint": str(ck) if ck else None}
+    task = RecognitionTask(cfg, model.tokenizer)
+    if len(task.dataset) < cfg.batch_size:
+        raise InputError(f"{len(task.dataset)} utterances are fewer than one batch of {cfg.batch_size}",
+                         cfg.manifest)
+    return fit(task, model, model_config, TrainOptions.of(cfg))
 
 
 def _resumed_model(resume: Path, cfg: RecognitionTrainConfig) -> tuple[AVRecognizer, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Fine-tuning the separation head (``avspeech finetune separation``): one flat loop.
+"""Fine-tuning the separation head (``avspeech finetune separation``): the data and the step; the engine
+(:func:`avspeech.training.fit`) runs them.
 
 - Data: (mixture, target) items of a mixture list (:class:`~avspeech.separation.mixtures.MixtureDataset`), cut
   to ``crop_frames`` at seeded random positions, in an order drawn from ``(seed, epoch)``; a fraction
@@ -11,37 +12,30 @@
   (weights and BatchNorm statistics) and computes its output for every training clip once, before the first step
   (centre crop, no flip), so a step pays only for the rest of the model; targets that do not speak get their
   still frame's features computed in the step.
-- Optimiser: AdamW (decay on matrices), linear warm-up then decay, gradient clipping.
-- Checkpoints ``checkpoints/step_NNNNNNN`` (safetensors + config.json + state.pt) every ``save_every`` steps, at
-  the end and on SIGTERM/Ctrl-C; re-running the same command resumes exactly (model, optimiser, schedule, RNG,
-  data position). ``log.csv`` and TensorBoard events under ``tb/``; a progress bar.
+- The engine: AdamW (decay on matrices), linear warm-up then decay, gradient clipping, checkpoints
+  ``checkpoints/step_NNNNNNN`` (re-running the same command resumes exactly), ``log.csv`` + TensorBoard + a
+  progress bar, DDP under torchrun.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.features.lips import LipTransform
-from avspeech.io.atomic import atomic_write_text
 from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
 from avspeech.model.config import preset
 from avspeech.model.frontends import lengths_to_mask
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig, widen_lstm
-from avspeech.training import (RunLog, StopOnSignal, adamw, latest_checkpoint, resume_latest, save_step,
-                               warmup_then_decay)
+from avspeech.training import StepContext, Task, TrainOptions, fit, shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +59,7 @@ class SeparationTrainConfig:
     warmup: int = 100
     weight_decay: float = 0.01
     batch_size: int = 8
+    grad_accum: int = 1  # micro-batches per optimiser step (per rank)
     crop_frames: int = 50  # 2 s
     silent_prob: float = 0.1
     clip: float = 5.0
@@ -157,92 +152,56 @@ def lip_feature_cache(model: AVSeparator, ds: MixtureDataset, device: torch.devi
     return cache
 
 
-def _nanmean(xs: list[float]) -> float:
-    xs = [x for x in xs if not np.isnan(x)]
-    return round(float(np.mean(xs)), 3) if xs else float("nan")
+class SeparationTask(Task):
+    """(mixture, target face) items cut to ``crop_frames``; the loss is :func:`separation_loss`, the logged
+    SI-SDR that of the speaking targets (of the estimate against the target)."""
+
+    name = "separation"
+    metrics = ["loss", "si_sdr"]
+    collate = staticmethod(collate_mixtures)
+    unused_parameters = True  # e.g. the lip->audio direction of the fusion, whose output the head does not use
+
+    def __init__(self, cfg: SeparationTrainConfig):
+        self.cfg = cfg
+        self.dataset = MixtureDataset(cfg.manifest, cfg.mixtures, train=True, crop_frames=cfg.crop_frames,
+                                      silent_prob=cfg.silent_prob if cfg.mode == "av" else 0.0, seed=cfg.seed)
+        self.lip_cache: dict[str, torch.Tensor] | None = None
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return shuffled_batches(len(self.dataset), self.cfg.batch_size, self.cfg.seed, epoch)
+
+    def start(self, model: AVSeparator, step: int, device: torch.device) -> None:
+        if self.cfg.freeze_lip_frontend and self.cfg.mode == "av":
+            self.lip_cache = lip_feature_cache(model, self.dataset, device)
+
+    def train_mode(self, model: AVSeparator, step: int) -> None:
+        model.train()
+        if self.cfg.freeze_encoder:
+            model.encoder.eval()
+        if self.cfg.freeze_lip_frontend:
+            model.encoder.lip_frontend.eval()
+
+    def step(self, model: AVSeparator, batch, ctx: StepContext):
+        dev = ctx.device
+        est = _run_model(model, batch, dev, self.lip_cache)
+        n_samples = batch["lengths"].to(dev) * SAMPLES_PER_FRAME
+        loss = separation_loss(est, batch["target"].to(dev), batch["interferer"].to(dev), batch["mixture"].to(dev),
+                               batch["silent"].to(dev), n_samples)
+        with torch.no_grad():
+            if self.cfg.mode == "av":
+                s = si_sdr(est[:, 0].detach().cpu(), batch["target"], n_samples.cpu())[~batch["silent"]]
+                value = float(s.mean()) if len(s) else float("nan")
+            else:
+                value = -float(loss.detach())
+        return loss, {"si_sdr": value}
 
 
 def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
     """Run (or resume) fine-tuning; returns the final step, the last logged row and the checkpoint path."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    ds = MixtureDataset(cfg.manifest, cfg.mixtures, train=True, crop_frames=cfg.crop_frames,
-                        silent_prob=cfg.silent_prob if cfg.mode == "av" else 0.0, seed=cfg.seed)
-    per_epoch = len(ds) // cfg.batch_size
-    if per_epoch == 0:
-        raise InputError(f"{len(ds)} training items are fewer than one batch of {cfg.batch_size}", cfg.mixtures)
-
+    task = SeparationTask(cfg)
+    if len(task.dataset) < cfg.batch_size:
+        raise InputError(f"{len(task.dataset)} training items are fewer than one batch of {cfg.batch_size}",
+                         cfg.mixtures)
     model, model_config = build_separator(cfg)
-    model.to(device)
-    opt = adamw(model, cfg.lr, cfg.weight_decay)
-    schedule = warmup_then_decay(cfg.warmup, cfg.steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    step, resumed = resume_latest(out, model, opt, sched, schedule)
-    if resumed is not None:
-        log.info("resumed from %s (step %d)", resumed, step)
-    lip_cache = None
-    if cfg.freeze_lip_frontend and cfg.mode == "av" and step < cfg.steps:
-        lip_cache = lip_feature_cache(model, ds, device)
-
-    fields = ["step", "epoch", "loss", "si_sdr", "lr", "grad_norm", "sec_per_step"]
-    run_log = RunLog(out, fields, step, "separation")
-    atomic_write_text(out / "config.json", json.dumps(model_config, indent=1) + "\n")
-
-    last: dict[str, Any] = {}
-    window: dict[str, list] = {"loss": [], "si_sdr": [], "grad_norm": [], "sec": []}
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"finetune separation ({cfg.mode})", unit="step",
-               dynamic_ncols=True)
-    stopped = False
-    with StopOnSignal() as stop:
-        while step < cfg.steps and not stopped:
-            epoch, pos = divmod(step, per_epoch)
-            ds.set_epoch(epoch)
-            order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-            batches = order[: per_epoch * cfg.batch_size].view(per_epoch, cfg.batch_size).tolist()[pos:]
-            loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate_mixtures, num_workers=cfg.workers)
-            for batch in loader:
-                t0 = time.time()
-                model.train()
-                if cfg.freeze_encoder:
-                    model.encoder.eval()
-                if cfg.freeze_lip_frontend:
-                    model.encoder.lip_frontend.eval()
-                est = _run_model(model, batch, device, lip_cache)
-                n_samples = batch["lengths"].to(device) * SAMPLES_PER_FRAME
-                loss = separation_loss(est, batch["target"].to(device), batch["interferer"].to(device),
-                                       batch["mixture"].to(device), batch["silent"].to(device), n_samples)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                opt.step()
-                sched.step()
-                step += 1
-                bar.update(1)
-                with torch.no_grad():
-                    speaking = ~batch["silent"]
-                    s = si_sdr(est[:, 0].cpu(), batch["target"], n_samples.cpu())[speaking] if cfg.mode == "av" \
-                        else -loss.detach().cpu().view(1)
-                window["loss"].append(float(loss.detach()))
-                window["si_sdr"].append(float(s.mean()) if len(s) else float("nan"))
-                window["grad_norm"].append(float(gn))
-                window["sec"].append(time.time() - t0)
-                if step % cfg.log_every == 0 or step == cfg.steps or step == 1:
-                    row = {"step": step, "epoch": epoch, "loss": round(float(np.mean(window["loss"])), 4),
-                           "si_sdr": _nanmean(window["si_sdr"]), "lr": sched.get_last_lr()[0],
-                           "grad_norm": round(float(np.mean(window["grad_norm"])), 3),
-                           "sec_per_step": round(float(np.mean(window["sec"])), 4)}
-                    window = {k: [] for k in window}
-                    run_log.write(row)
-                    bar.set_postfix(loss=f"{row['loss']:.2f}", si_sdr=row["si_sdr"])
-                    last = row
-                stopped = stop.requested
-                if step % cfg.save_every == 0 or step == cfg.steps or stopped:
-                    save_step(out, step, model, model_config, opt, sched)
-                if step >= cfg.steps or stopped:
-                    break
-    bar.close()
-    run_log.close()
-    ck = latest_checkpoint(out)
-    return {"step": step, "stopped": stopped, "last": last, "checkpoint": str(ck) if ck else None}
+    return fit(task, model, model_config, TrainOptions.of(cfg))
