@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from avspeech.pretrain.masking import MaskConfig, modality_dropout, span_mask, substitute_segments
+from avspeech.model.modality import modality_dropout
+from avspeech.pretrain.masking import MaskConfig, span_mask, substitute_segments
 
 
 def test_span_mask_stays_within_length_and_hits_expected_fraction():
@@ -39,7 +40,7 @@ def test_substitute_segments_copies_other_segments_of_the_same_clip():
 
 def test_modality_dropout_proportions():
     g = torch.Generator().manual_seed(2)
-    a, v = modality_dropout(20000, MaskConfig(), g)
+    a, v = modality_dropout(20000, MaskConfig().p_av, MaskConfig().p_audio, g)
     assert not (~a & ~v).any()
     both, v_only, a_only = (a & v).float().mean(), (~a & v).float().mean(), (a & ~v).float().mean()
     for got, want in [(both, 0.5), (v_only, 0.25), (a_only, 0.25)]:

@@ -1,4 +1,4 @@
-"""Span masks and modality dropout. All randomness comes from the ``torch.Generator`` passed in.
+"""Span masks (and the modality dropout settings of pretraining). All randomness comes from the ``torch.Generator`` passed in.
 
 AV-HuBERT's values: audio spans start at a fraction 0.8 of frames, 10 frames long, replaced by a learned
 embedding; lip spans start at 0.3 of frames, 5 long, replaced by other segments of the same clip. Modality
@@ -18,8 +18,8 @@ class MaskConfig:
     audio_span: int = 10
     video_prob: float = 0.3
     video_span: int = 5
-    p_both: float = 0.5  # modality dropout: keep both
-    p_video_only: float = 0.25  # drop audio; the rest (0.25) drops lips
+    p_av: float = 0.5  # modality dropout (avspeech.model.modality): keep both
+    p_audio: float = 0.25  # drop the lips; the rest (0.25) drops the audio
 
 
 def span_mask(lengths: Tensor, t: int, prob: float, span: int, generator: torch.Generator) -> Tensor:
@@ -60,11 +60,3 @@ def substitute_segments(x: Tensor, mask: Tensor, lengths: Tensor, generator: tor
                 src = (s + length) % (n - length + 1)
             out[i, s:e] = x[i, src:src + length]
     return out
-
-
-def modality_dropout(b: int, cfg: MaskConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """(has_audio, has_video) (B,) bool for a training batch."""
-    u = torch.rand(b, generator=generator)
-    has_audio = (u < cfg.p_both) | (u >= cfg.p_both + cfg.p_video_only)
-    has_video = u < cfg.p_both + cfg.p_video_only
-    return has_audio, has_video

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from avspeech.model.encoder import AVEncoder
 from avspeech.model.frontends import lengths_to_mask
-from avspeech.pretrain.masking import MaskConfig, modality_dropout, span_mask, substitute_segments
+from avspeech.model.modality import modality_dropout
+from avspeech.pretrain.masking import MaskConfig, span_mask, substitute_segments
 
 
 @dataclass
@@ -54,7 +55,7 @@ class MaskedPredictionModel(nn.Module):
         b, t = audio.shape[:2]
         valid = lengths_to_mask(lengths, t)
         if has_audio is None or has_video is None:
-            has_audio, has_video = modality_dropout(b, self.mask_cfg, generator)
+            has_audio, has_video = modality_dropout(b, self.mask_cfg.p_av, self.mask_cfg.p_audio, generator)
             has_audio, has_video = has_audio.to(lengths.device), has_video.to(lengths.device)
         xa, xv = self.encoder.frontend(lips, audio, lengths, has_audio, has_video)
         masked = torch.zeros(b, t, dtype=torch.bool, device=lengths.device)

@@ -25,6 +25,7 @@ import torch
 from avspeech.errors import InputError
 from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
 from avspeech.model.config import preset
+from avspeech.model.modality import modality_dropout
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import CharTokenizer, SentencePieceTokenizer
@@ -111,14 +112,6 @@ def load_recognizer(path: str | Path) -> AVRecognizer:
     return model.eval()
 
 
-def modality_flags(b: int, p_av: float, p_audio: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample (has_audio, has_video) (B,) bool: both with probability p_av, audio only p_audio, else video."""
-    r = torch.rand(b, generator=g)
-    has_audio = r < p_av + p_audio
-    has_video = (r < p_av) | (r >= p_av + p_audio)
-    return has_audio, has_video
-
-
 class RecognitionTask(Task):
     """Whole utterances with their token sequences; the loss is the recognizer's (CTC, plus attention when it
     has a decoder), with per-sample modality dropout drawn from the micro-batch's generator."""
@@ -148,7 +141,7 @@ class RecognitionTask(Task):
 
     def step(self, model: AVRecognizer, batch, ctx: StepContext):
         dev = ctx.device
-        has_audio, has_video = modality_flags(len(batch["ids"]), self.cfg.p_av, self.cfg.p_audio,
+        has_audio, has_video = modality_dropout(len(batch["ids"]), self.cfg.p_av, self.cfg.p_audio,
                                               ctx.generator(7919))
         lengths = batch["lengths"].to(dev)
         # a batch without video (always, with p_av = 0 and p_audio = 1) skips the lip front-end
