@@ -15,7 +15,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 
-SAMPLE_RATE = 16000
+from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 FBANK_BINS = 26
 STACK = 4  # 100 Hz audio frames per 25 Hz video frame
 AUDIO_DIM = FBANK_BINS * STACK
@@ -61,7 +61,7 @@ def filterbank_104(audio, num_frames: int | None = None, normalize: bool = True,
                    warp: float | None = None) -> torch.Tensor:
     """(N,) audio at 16 kHz -> (T, 104) at 25 Hz; T = ``num_frames`` (the video length) or N // 640.
     ``warp``: scale the mel axis by this factor first (:func:`warp_mel`; training augmentation)."""
-    t = len(audio) // (SAMPLE_RATE // 25) if num_frames is None else num_frames
+    t = len(audio) // SAMPLES_PER_FRAME if num_frames is None else num_frames
     fb = log_filterbank(audio)
     if warp is not None and warp != 1.0:
         fb = warp_mel(fb, warp)
@@ -74,7 +74,7 @@ def filterbank_104(audio, num_frames: int | None = None, normalize: bool = True,
 
 def mfcc_39(audio, num_frames: int | None = None) -> torch.Tensor:
     """(N,) audio at 16 kHz -> (T, 39) at 25 Hz: MFCC (13) + deltas + delta-deltas, mean of 4 frames at 100 Hz."""
-    t = len(audio) // (SAMPLE_RATE // 25) if num_frames is None else num_frames
+    t = len(audio) // SAMPLES_PER_FRAME if num_frames is None else num_frames
     x = _as_batch(audio)
     if x.shape[1] < 400:
         return torch.zeros(t, 39)

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from avspeech.model.config import EncoderConfig
 from avspeech.model.cross_attention import CrossModalAttention
-from avspeech.model.frontends import AudioFrontend, LipFrontend, lengths_to_mask
+from avspeech.model.frontends import AudioFrontend, LipFrontend
+from avspeech.timebase import lengths_to_mask
 
 
 class ConvPositionalEmbedding(nn.Module):

@@ -4,10 +4,10 @@ Axes: B batch, T frames (25 Hz), C channels, H/W height/width, D model dim.
 """
 from __future__ import annotations
 
-import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
+from avspeech.timebase import lengths_to_mask  # noqa: F401  (until separation/model.py imports it from timebase)
 
 
 def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -54,8 +54,3 @@ class AudioFrontend(nn.Module):
 
     def forward(self, audio: Tensor) -> Tensor:
         return self.proj(audio)
-
-
-def lengths_to_mask(lengths: Tensor, t: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, True at valid positions."""
-    return torch.arange(t, device=lengths.device) < lengths[:, None]

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avspeech.model.encoder import AVEncoder
-from avspeech.model.frontends import lengths_to_mask
 from avspeech.model.modality import modality_dropout
 from avspeech.pretrain.masking import MaskConfig, span_mask, substitute_segments
+from avspeech.timebase import lengths_to_mask
 
 
 @dataclass

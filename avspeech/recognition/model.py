@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from avspeech.model.config import EncoderConfig, preset
 from avspeech.model.encoder import AVEncoder
-from avspeech.model.frontends import lengths_to_mask
 from avspeech.recognition.tokenizer import BLANK, CharTokenizer, Tokenizer, tokenizer_from_dict
+from avspeech.timebase import lengths_to_mask
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,15 @@ decoder when the model has one and ``ctc_weight < 1`` (joint CTC/attention decod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from avspeech.recognition.decode import Lexicon, greedy, joint_rescore, prefix_beam_search, word_timestamps
 from avspeech.recognition.model import AVRecognizer
+from avspeech.timebase import FRAME_SECONDS
 
 MODES = ("av", "audio", "video")
-FRAME_SECONDS = 1 / 25
 
 
 def mode_of(has_audio: bool, has_video: bool) -> str:

@@ -31,11 +31,11 @@ from avspeech.errors import InputError
 from avspeech.features.lips import LipTransform
 from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
 from avspeech.model.config import preset
-from avspeech.model.frontends import lengths_to_mask
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig, widen_lstm
 from avspeech.training import StepContext, Task, TrainOptions, fit, shuffled_batches
+from avspeech.timebase import lengths_to_mask
 
 log = logging.getLogger(__name__)
 

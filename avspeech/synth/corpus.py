@@ -29,10 +29,10 @@ from avspeech.io.media import write_video, write_wav
 from avspeech.synth.faces import (CORNERS, FACE_SOURCES, FaceAsset, lip_indices, load_face, oval_indices,
                                   render_mouth)
 from avspeech.synth.grammar import sample_sentence
-from avspeech.synth.speech import DEFAULT_VOICES, SAMPLE_RATE, synthesize, unknown_voices
+from avspeech.synth.speech import DEFAULT_VOICES, synthesize, unknown_voices
 from avspeech.synth.visemes import mouth_track, viseme_of
+from avspeech.timebase import FPS, SAMPLE_RATE
 
-FPS = 25
 CORPUS_FILE = "corpus.json"
 LEVEL_DBFS = -23.0  # speech level of each clean track (RMS)
 

@@ -16,8 +16,8 @@ from math import gcd
 import numpy as np
 
 from avspeech.errors import InputError
+from avspeech.timebase import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 
 # espeak-ng's speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
