@@ -46,7 +46,7 @@ def make_data(data: Path, train_clips: int, heldout_clips: int) -> tuple[Path, P
 
 
 def make_lists(data: Path, train: Path, held: Path, n_train: int, n_test: int) -> dict[str, Path]:
-    from avspeech.data.manifest import read_manifest
+    from avspeech.data.layout import read_manifest
     from avspeech.separation.mixtures import make_mixtures, write_mixtures
     from avspeech.synth.splits import synthetic_speakers
 

@@ -1,5 +1,8 @@
 """The one module for files on disk (avspeech.data.layout): round trips against hand-written files, errors that
-name the file and the line."""
+name the file and the line, and the synthetic ground truth kept out of the heads' import path."""
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +175,51 @@ def test_old_import_paths_are_the_layout_functions():
     assert mixtures.read_mixtures is layout.read_mixtures and mixtures.Mixture is layout.Mixture
     assert rdata.read_transcripts is layout.read_transcripts
     assert rdata.default_labels_path is layout.default_labels_path
+
+
+def test_heads_do_not_import_the_synthetic_corpus():
+    """Importing the library (pretraining, both heads, their data, preprocessing) loads nothing of avspeech.synth:
+    the synthetic ground truth is for benchmarks, the demo and tests."""
+    heads = ["avspeech.data", "avspeech.data.layout", "avspeech.preprocess.batch", "avspeech.pretrain.cluster",
+             "avspeech.pretrain.default", "avspeech.pretrain.train", "avspeech.separation.mixtures",
+             "avspeech.separation.train", "avspeech.separation.evaluate", "avspeech.recognition.data",
+             "avspeech.recognition.train", "avspeech.recognition.evaluate"]
+    code = ("import importlib, sys\n"
+            f"for m in {heads!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('avspeech.synth')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_synthetic_ground_truth_reads_the_preprocessed_layout(tmp_path):
+    """A hand-made preprocessed folder of one synthetic clip with two speakers: each track gets the speaker
+    whose boxes it overlaps, its sentence in the .wrd, and its phones at each frame's centre."""
+    from avspeech.synth.splits import synthetic_phones, synthetic_speakers, write_synthetic_labels
+
+    synth, prep = tmp_path / "synth", tmp_path / "prep"
+    synth.mkdir()
+    left, right = [0.0, 0.0, 10.0, 10.0], [20.0, 0.0, 30.0, 10.0]
+    speakers = [{"voice": "en+m1", "text": "bin blue", "box": [left] * 6,
+                 "phones": [{"phone": "b", "start": 0.0, "end": 0.1}, {"phone": "'u:", "start": 0.1, "end": 0.2}]},
+                {"voice": "en+f2", "text": "set red", "box": [right] * 6,
+                 "phones": [{"phone": "s", "start": 0.04, "end": 0.2}]}]
+    (synth / "clip_0000.json").write_text(json.dumps({"fps": 25, "speakers": speakers}))
+    tracks = []
+    for k, (box, start) in enumerate(((right, 1), (left, 0))):  # face0 follows speaker 1, face1 speaker 0
+        tid = layout.track_id("clip_0000", k)
+        files = layout.track_files(tid)
+        layout.write_track_record(prep, files["json"], {"start": start, "boxes": [box] * 4})
+        tracks.append({"id": tid, **files, "frames": 4, "samples": 2560})
+    layout.write_clip_record(prep, {"id": "clip_0000", "source": str(synth / "clip_0000.mp4"), "tracks": tracks})
+    manifest = prep / "manifest.tsv"
+    layout.write_manifest(manifest, prep, [(t["id"], t["video"], t["audio"], 4, 2560) for t in tracks])
+    utts = layout.read_manifest(manifest)
+
+    got = synthetic_speakers(manifest, [u.id for u in utts] + ["clip_9999/face0"])
+    assert [g["voice"] for g in got[:2]] == ["en+f2", "en+m1"] and got[2] is None
+    assert [g["track_start"] for g in got[:2]] == [1, 0]
+    wrd = write_synthetic_labels(manifest)
+    assert wrd == prep / "manifest.wrd" and wrd.read_text() == "set red\nbin blue\n"
+    phones = synthetic_phones(manifest, utts)
+    # frame centres: face0 from frame 1 -> 0.06, 0.10, 0.14, 0.18 s; face1 from frame 0 -> 0.02 ... 0.14 s
+    assert [p.tolist() for p in phones] == [["s", "s", "s", "s"], ["b", "b", "u:", "u:"]]

@@ -1,8 +1,8 @@
 """Transcripts and training/evaluation items for recognition.
 
 Labels follow AV-HuBERT's fine-tuning layout: a text file parallel to the manifest (``.wrd``), one transcript
-per manifest row (read and written by :mod:`avspeech.data.layout`). :func:`write_synthetic_labels` makes one for
-a manifest preprocessed from an ``avspeech synth`` corpus (each track's speaker's sentence).
+per manifest row (read and written by :mod:`avspeech.data.layout`; for a manifest preprocessed from an
+``avspeech synth`` corpus, :func:`avspeech.synth.splits.write_synthetic_labels` writes one from the sidecars).
 
 :class:`RecognitionDataset` items: ``lips`` (1, T, 88, 88), ``audio`` (T, 104) filterbank features of the
 (possibly noisy) waveform, ``length`` T, ``tokens`` (list of ids), ``text`` and ``id``. Noise is added to the
@@ -172,17 +172,10 @@ def collate_recognition(items: Sequence[dict]) -> dict:
             "texts": [it["text"] for it in items]}
 
 
-
 def write_synthetic_labels(manifest: str | Path, out: str | Path | None = None) -> Path:
-    """The ``.wrd`` of a manifest preprocessed from an ``avspeech synth`` corpus (default: beside it)."""
-    from avspeech.synth.splits import synthetic_speakers
+    """Transitional name of :func:`avspeech.synth.splits.write_synthetic_labels` (synthetic ground truth does not
+    belong to the recognition head), kept only for ``recognition/commands.py``; delete once it imports from
+    ``avspeech.synth.splits``."""
+    from avspeech.synth.splits import write_synthetic_labels as write
 
-    utts = read_manifest(manifest)
-    speakers = synthetic_speakers(manifest, [u.id for u in utts])
-    missing = [u.id for u, s in zip(utts, speakers) if s is None]
-    if missing:
-        raise InputError(f"{len(missing)} utterances have no synthetic sidecar (e.g. {missing[:3]}); give "
-                         "transcripts with --labels", manifest)
-    out = Path(out) if out else default_labels_path(manifest)
-    write_transcripts(out, [s["text"] for s in speakers])
-    return out
+    return write(manifest, out)
