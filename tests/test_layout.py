@@ -183,7 +183,7 @@ def test_heads_do_not_import_the_synthetic_corpus():
     heads = ["avspeech.data", "avspeech.data.layout", "avspeech.preprocess.batch", "avspeech.pretrain.cluster",
              "avspeech.pretrain.default", "avspeech.pretrain.train", "avspeech.separation.mixtures",
              "avspeech.separation.train", "avspeech.separation.evaluate", "avspeech.recognition.data",
-             "avspeech.recognition.train", "avspeech.recognition.evaluate"]
+             "avspeech.recognition.train", "avspeech.recognition.evaluate", "avspeech.pretrained"]
     code = ("import importlib, sys\n"
             f"for m in {heads!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in sys.modules if m.startswith('avspeech.synth')))")
