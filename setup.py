@@ -58,7 +58,7 @@ setup(
     packages=packages + kernel_packages,
     package_dir={"avspeech.kernels" + p[len("avspeech.kernels"):]: p[len("avspeech."):].replace(".", "/")
                  for p in kernel_packages},
-    package_data={"avspeech": ["assets/*", "pretrained/*/*"]},
+    package_data={"avspeech": ["assets/*"], "avspeech.pretrained": ["*/*"]},  # the shipped checkpoints
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

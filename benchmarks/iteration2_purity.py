@@ -126,13 +126,14 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("AVSPEECH_THREADS", "1")))
 
-    from avspeech.data.manifest import read_manifest
+    from avspeech.data.layout import read_manifest
     from avspeech.model.checkpoint import encoder_config_of, load_config
     from avspeech.pretrain import cluster as cl
+    from avspeech.synth.splits import synthetic_phones
 
     t0 = time.time()
     u_tr, u_te = read_manifest(args.train_manifest), read_manifest(args.heldout_manifest)
-    ph_te = cl.synthetic_phones(args.heldout_manifest, u_te)
+    ph_te = synthetic_phones(args.heldout_manifest, u_te)
     if ph_te is None:
         raise SystemExit(f"{args.heldout_manifest}: no synthetic phone sidecars; purity needs a synthetic corpus")
     frames_te = [u.frames for u in u_te]

@@ -84,7 +84,7 @@ def main() -> None:
     args = p.parse_args()
 
     from avspeech.data.dataset import AVDataset
-    from avspeech.data.manifest import read_manifest, write_labels
+    from avspeech.data.layout import read_manifest, write_labels
     from avspeech.model.checkpoint import load_encoder, load_into, load_weights
     from avspeech.model.config import preset
     from avspeech.model.encoder import AVEncoder
@@ -92,7 +92,7 @@ def main() -> None:
     from avspeech.pretrain import cluster as cl
     from avspeech.pretrain.train import TrainConfig, build_model, train
     from avspeech.synth.corpus import SynthConfig
-    from avspeech.synth.splits import HELDOUT_VOICES, TRAIN_VOICES, synth_and_preprocess
+    from avspeech.synth.splits import HELDOUT_VOICES, TRAIN_VOICES, synth_and_preprocess, synthetic_phones
 
     t0 = time.time()
     work = Path(args.work)
@@ -104,7 +104,7 @@ def main() -> None:
                                 SynthConfig(speakers=1, seed=2000, voices=HELDOUT_VOICES), args.heldout_clips)
     u_tr, u_te = read_manifest(m_tr)[: args.clips], read_manifest(m_te)[: args.heldout_clips]
     m_tr, m_te = _subset(m_tr, len(u_tr)), _subset(m_te, len(u_te))
-    ph_tr, ph_te = cl.synthetic_phones(m_tr, u_tr), cl.synthetic_phones(m_te, u_te)
+    ph_tr, ph_te = synthetic_phones(m_tr, u_tr), synthetic_phones(m_te, u_te)
 
     # iteration 1 targets: MFCC k-means fitted on the training split, applied to both
     mf_tr, mf_te = cl.mfcc_features(u_tr), cl.mfcc_features(u_te)

@@ -54,9 +54,8 @@ EARLY_CLIPS = 8  # two-speaker clips scored before the default became 40
 def make_data(data: Path, train_clips: int, heldout_clips: int, two_speaker_clips: int,
               train: Path | None = None, held: Path | None = None):
     """Manifests (made unless given), their transcripts ``DATA/{train,heldout}.wrd`` and the two-speaker clips."""
-    from avspeech.recognition.data import write_synthetic_labels
     from avspeech.synth.corpus import SynthConfig, synthesize_corpus
-    from avspeech.synth.splits import HELDOUT_VOICES, TRAIN_VOICES, synth_and_preprocess
+    from avspeech.synth.splits import HELDOUT_VOICES, TRAIN_VOICES, synth_and_preprocess, write_synthetic_labels
 
     train = train or synth_and_preprocess(data / "train", SynthConfig(speakers=1, seed=1000, voices=TRAIN_VOICES),
                                           train_clips)

@@ -46,7 +46,7 @@ def make_data(data: Path, train_clips: int, heldout_clips: int) -> tuple[Path, P
 
 
 def make_lists(data: Path, train: Path, held: Path, n_train: int, n_test: int) -> dict[str, Path]:
-    from avspeech.data.manifest import read_manifest
+    from avspeech.data.layout import read_manifest
     from avspeech.separation.mixtures import make_mixtures, write_mixtures
     from avspeech.synth.splits import synthetic_speakers
 
@@ -104,12 +104,16 @@ def training_record(run: Path) -> dict:
 
 
 def stages(checkpoint: str) -> list[dict]:
-    """The training configs of a chain of continued separation runs, first stage first."""
+    """The training configs of a chain of continued separation runs, first stage first (a shipped checkpoint
+    records its whole chain under ``recipe``, with paths relative to the recipe's data folders)."""
     from avspeech.model.checkpoint import load_config
 
     chain, ck = [], checkpoint
     while ck:
-        train = load_config(ck).get("train", {})
+        cfg = load_config(ck)
+        if "recipe" in cfg:
+            return [s["train"] for s in cfg["recipe"]["stages"]] + chain[::-1]
+        train = cfg.get("train", {})
         chain.append(train)
         ck = train.get("continue_from")
     return chain[::-1]

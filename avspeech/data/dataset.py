@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from avspeech.data.manifest import Utterance, read_labels, read_manifest
+from avspeech.data.layout import Utterance, read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.features import AUDIO_DIM, LipTransform, filterbank_104
 from avspeech.io.media import read_gray_video, read_wav

@@ -1,4 +1,4 @@
-"""``avspeech preprocess`` as a library function: many files in, the AV-HuBERT layout out (see ``write``).
+"""``avspeech preprocess`` as a library function: many files in, the AV-HuBERT layout out (:mod:`avspeech.data.layout`).
 
 Resumable: a clip whose record (``clips/<id>.json``) exists is skipped; everything is written atomically.
 Shardable: ``shard=(i, N)`` takes a deterministic part of the input list; a shard writes
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Sequence
 
 from avspeech.batch import Failure, report_failures, run_batch, write_failures
+from avspeech.data import layout
 from avspeech.preprocess.config import PreprocessConfig
 from avspeech.preprocess.discover import ClipInput, discover, shard as take_shard
 from avspeech.preprocess.pipeline import Preprocessor, require_faces
-from avspeech.preprocess.write import FAILURES, load_record, write_clip, write_manifests
+from avspeech.preprocess.write import write_clip, write_manifests
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def preprocess(inputs: Sequence[str | Path], out: str | Path, *, workers: int = 
     done: dict[str, dict] = {}
     todo: list[ClipInput] = []
     for c in clips:
-        rec = load_record(out, c.clip_id)
+        rec = layout.load_record(out, c.clip_id)
         if rec is not None and rec.get("source") == c.path:
             done[c.clip_id] = rec
         else:
@@ -126,7 +127,7 @@ def preprocess(inputs: Sequence[str | Path], out: str | Path, *, workers: int = 
             timings[k] = timings.get(k, 0.0) + v
     records = [done[c.clip_id] for c in clips if c.clip_id in done]
     manifest, manifest_v = write_manifests(out, records, suffix)
-    failures_path = out / FAILURES.replace(".tsv", f"{suffix}.tsv")
+    failures_path = layout.failures_path(out, suffix)
     failures.sort(key=lambda f: f.item)
     write_failures(failures_path, failures)
     return PreprocessReport(len(clips), len(clips) - len(todo), records, failures, time.perf_counter() - t0,

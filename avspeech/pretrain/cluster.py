@@ -2,9 +2,8 @@
 label line per utterance at 25 Hz.
 
 Iteration 1 clusters 39-dim MFCCs (:func:`avspeech.features.mfcc_39`); iteration n clusters layer-L features of
-the previous iteration's checkpoint. When the manifest comes from ``avspeech preprocess`` run on an
-``avspeech synth`` corpus, phone labels are recovered from the synthetic sidecars and the clusters' purity is
-reported.
+the previous iteration's checkpoint. :func:`purity` measures clusters against reference phone labels (for a
+synthetic corpus, :func:`avspeech.synth.splits.synthetic_phones`).
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from avspeech.data.manifest import Utterance
+from avspeech.data.layout import Utterance
 from avspeech.features import mfcc_39
 from avspeech.io.media import read_wav
 
@@ -93,29 +92,6 @@ def assign(km, features: Sequence[np.ndarray | None], frames: Sequence[int]) -> 
     return out
 
 
-# ---- phone labels of synthetic clips -------------------------------------------------------------------------
-
-def synthetic_phones(manifest: str | Path, utts: Sequence[Utterance]) -> list[np.ndarray] | None:
-    """Per utterance, the phone (stress marks stripped; "sil" between words) at each 25 Hz frame's centre,
-    when the manifest was made by ``avspeech preprocess`` from an ``avspeech synth`` corpus; else None."""
-    from avspeech.synth.splits import synthetic_speakers
-
-    speakers = synthetic_speakers(manifest, [u.id for u in utts])
-    if any(s is None for s in speakers):
-        return None
-    out = []
-    for u, spk in zip(utts, speakers):
-        times = (np.arange(spk["track_start"], spk["track_start"] + u.frames) + 0.5) / spk["fps"]
-        lab = np.array(["sil"] * u.frames, dtype=object)
-        for p in spk["phones"]:
-            name = p["phone"].lstrip("',%=")
-            if name.startswith("_"):
-                continue
-            lab[(times >= p["start"]) & (times < p["end"])] = name
-        out.append(lab)
-    return out
-
-
 def purity(clusters: Sequence[np.ndarray], phones: Sequence[np.ndarray]) -> dict[str, float]:
     """HuBERT's measures of cluster quality (Hsu et al. 2021, sec. "Clustering quality"), over frames with a
     cluster id: phone purity E_z[max_y p(y|z)] (how much each cluster is one phone), cluster purity
@@ -141,3 +117,10 @@ def layer_default(num_layers: int) -> int:
     """A middle-to-upper layer, as HuBERT/AV-HuBERT pick for the next iteration's targets."""
     return max(1, (2 * num_layers + 2) // 3)
 
+
+def synthetic_phones(manifest: str | Path, utts: Sequence[Utterance]) -> list[np.ndarray] | None:
+    """Transitional name of :func:`avspeech.synth.splits.synthetic_phones` (synthetic ground truth does not belong
+    to pretraining), kept only for ``cli/cluster.py``; delete once it imports from ``avspeech.synth.splits``."""
+    from avspeech.synth.splits import synthetic_phones as phones
+
+    return phones(manifest, utts)

@@ -1,8 +1,8 @@
 """Transcripts and training/evaluation items for recognition.
 
 Labels follow AV-HuBERT's fine-tuning layout: a text file parallel to the manifest (``.wrd``), one transcript
-per manifest row. :func:`write_synthetic_labels` makes one for a manifest preprocessed from an ``avspeech synth``
-corpus (each track's speaker's sentence).
+per manifest row (read and written by :mod:`avspeech.data.layout`; for a manifest preprocessed from an
+``avspeech synth`` corpus, :func:`avspeech.synth.splits.write_synthetic_labels` writes one from the sidecars).
 
 :class:`RecognitionDataset` items: ``lips`` (1, T, 88, 88), ``audio`` (T, 104) filterbank features of the
 (possibly noisy) waveform, ``length`` T, ``tokens`` (list of ids), ``text`` and ``id``. Noise is added to the
@@ -30,57 +30,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avspeech.data.manifest import Utterance, read_manifest
+from avspeech.data.layout import clip_of, default_labels_path, read_manifest, read_transcripts, write_transcripts
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, filterbank_104
-from avspeech.io.atomic import atomic_write_text
 from avspeech.io.media import read_gray_video, read_wav
-from avspeech.separation.mixtures import SAMPLES_PER_FRAME, clip_of, level_normalise
+from avspeech.separation.mixtures import SAMPLES_PER_FRAME, level_normalise
 
 SAMPLE_RATE = 16000
 
-
-def read_transcripts(path: str | Path, utterances: Sequence[Utterance] | None = None) -> list[str]:
-    """One transcript per line (``.wrd``); with ``utterances``, the line count must match the manifest."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read transcripts ({e.strerror})", path) from e
-    try:
-        lines = raw.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise InputError(f"transcripts are not UTF-8 text (byte {e.start})", path) from e
-    if utterances is not None and len(lines) != len(utterances):
-        raise InputError(f"{len(lines)} transcript lines for {len(utterances)} utterances in the manifest "
-                         "(one line per manifest row, in the same order)", path)
-    return [ln.strip() for ln in lines]
-
-
-def write_transcripts(path: str | Path, texts: Sequence[str]) -> None:
-    if any("\n" in t for t in texts):
-        raise ValueError("a transcript must not contain a newline")
-    atomic_write_text(path, "".join(t + "\n" for t in texts))
-
-
-def default_labels_path(manifest: str | Path) -> Path:
-    """``manifest.tsv`` -> ``manifest.wrd`` (AV-HuBERT's convention)."""
-    return Path(manifest).with_suffix(".wrd")
-
-
-def write_synthetic_labels(manifest: str | Path, out: str | Path | None = None) -> Path:
-    """The ``.wrd`` of a manifest preprocessed from an ``avspeech synth`` corpus (default: beside it)."""
-    from avspeech.synth.splits import synthetic_speakers
-
-    utts = read_manifest(manifest)
-    speakers = synthetic_speakers(manifest, [u.id for u in utts])
-    missing = [u.id for u, s in zip(utts, speakers) if s is None]
-    if missing:
-        raise InputError(f"{len(missing)} utterances have no synthetic sidecar (e.g. {missing[:3]}); give "
-                         "transcripts with --labels", manifest)
-    out = Path(out) if out else default_labels_path(manifest)
-    write_transcripts(out, [s["text"] for s in speakers])
-    return out
+__all__ = ["Condition", "RecognitionDataset", "add_noise", "collate_recognition", "default_labels_path",
+           "read_transcripts", "silent_face", "write_transcripts"]
 
 
 @dataclass(frozen=True)
@@ -211,3 +170,12 @@ def collate_recognition(items: Sequence[dict]) -> dict:
     return {"ids": [it["id"] for it in items], "lips": lips, "audio": audio,
             "lengths": torch.tensor([it["length"] for it in items]), "tokens": [it["tokens"] for it in items],
             "texts": [it["text"] for it in items]}
+
+
+def write_synthetic_labels(manifest: str | Path, out: str | Path | None = None) -> Path:
+    """Transitional name of :func:`avspeech.synth.splits.write_synthetic_labels` (synthetic ground truth does not
+    belong to the recognition head), kept only for ``recognition/commands.py``; delete once it imports from
+    ``avspeech.synth.splits``."""
+    from avspeech.synth.splits import write_synthetic_labels as write
+
+    return write(manifest, out)

@@ -1,8 +1,8 @@
 """Two-speaker mixtures in the LRS2-2Mix style, made from any preprocessed manifest.
 
-A mixture list is a TSV file (so a result can be reproduced and compared) with a header line and one row per
-mixture: ``id, utt_a, utt_b, gain_db`` where ``utt_*`` are manifest ids of two utterances from different clips and
-``gain_db`` is the level of A relative to B. Each utterance is level-normalised to ``LEVEL_DBFS`` (RMS), then A
+A mixture list is a TSV file (so a result can be reproduced and compared; its format is in
+:mod:`avspeech.data.layout`) with a header line and one row per mixture: ``id, utt_a, utt_b, gain_db`` where
+``utt_*`` are manifest ids of two utterances from different clips and ``gain_db`` is the level of A relative to B. Each utterance is level-normalised to ``LEVEL_DBFS`` (RMS), then A
 gets ``+gain_db / 2`` and B ``-gain_db / 2``; the mixture is cut to the shorter of the two (whole 25 Hz frames).
 Every mixture is used once per target face: target A (lips of A) and target B (lips of B).
 
@@ -14,9 +14,6 @@ closed, held still) whose reference is silence.
 """
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,29 +21,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avspeech.data.manifest import Utterance, read_manifest
+from avspeech.data.layout import Mixture, Utterance, clip_of, read_manifest, read_mixtures, write_mixtures
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, filterbank_104
-from avspeech.io.atomic import atomic_write_text
 from avspeech.io.media import read_gray_video, read_wav
 
 SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 LEVEL_DBFS = -25.0
-HEADER = ("id", "utt_a", "utt_b", "gain_db")
 
-
-@dataclass(frozen=True)
-class Mixture:
-    id: str
-    utt_a: str
-    utt_b: str
-    gain_db: float  # level of A relative to B
-
-
-def clip_of(utt_id: str) -> str:
-    """The source clip of a manifest id (``clip/face0`` -> ``clip``; ids without a slash are their own clip)."""
-    return utt_id.partition("/")[0]
+__all__ = ["LEVEL_DBFS", "SAMPLES_PER_FRAME", "SAMPLE_RATE", "Mixture", "MixtureDataset", "clip_of",
+           "collate_mixtures", "level_normalise", "make_mixtures", "mix_pair", "read_mixtures", "write_mixtures"]
 
 
 def make_mixtures(utts: Sequence[Utterance], n: int, *, seed: int = 0, gain_db_range: float = 10.0,
@@ -84,34 +69,6 @@ def make_mixtures(utts: Sequence[Utterance], n: int, *, seed: int = 0, gain_db_r
         seen.add((min(i, j), max(i, j)))
         gain = float(rng.uniform(-gain_db_range / 2, gain_db_range / 2)) if gain_db_range > 0 else 0.0
         out.append(Mixture(f"{prefix}{len(out):06d}", utts[i].id, utts[j].id, round(gain, 3)))
-    return out
-
-
-def write_mixtures(path: str | Path, mixtures: Sequence[Mixture]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    w.writerow(HEADER)
-    for m in mixtures:
-        w.writerow((m.id, m.utt_a, m.utt_b, f"{m.gain_db:.3f}"))
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_mixtures(path: str | Path) -> list[Mixture]:
-    path = Path(path)
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines(), delimiter="\t"))
-    except OSError as e:
-        raise InputError(f"cannot read mixture list ({e.strerror})", path) from e
-    if not rows or tuple(rows[0]) != HEADER:
-        raise InputError(f"not a mixture list: the first line must be {' '.join(HEADER)!r}", path)
-    out = []
-    for n, r in enumerate(rows[1:], start=2):
-        if len(r) != 4:
-            raise InputError(f"line {n} has {len(r)} columns, expected 4 ({', '.join(HEADER)})", path)
-        try:
-            out.append(Mixture(r[0], r[1], r[2], float(r[3])))
-        except ValueError:
-            raise InputError(f"line {n}: gain_db must be a number, got {r[3]!r}", path) from None
     return out
 
 
