@@ -30,12 +30,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from avspeech.data.dataset import order_generator
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-ORDER_SALT = 100003  # the order of an epoch's batches is drawn from seed * ORDER_SALT + epoch
 DROPOUT_SALT = 9_999_991  # a micro-batch's global RNG is seeded by seed * DROPOUT_SALT + its global index
 
 
@@ -269,7 +269,7 @@ def shuffled_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[lis
     """``n // batch_size`` batches of ``batch_size`` indices of ``range(n)`` in an order drawn from (seed, epoch);
     the remainder is left out."""
     per_epoch = n // batch_size
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * ORDER_SALT + epoch))
+    order = torch.randperm(n, generator=order_generator(seed, epoch))
     return order[: per_epoch * batch_size].view(per_epoch, batch_size).tolist()
 
 

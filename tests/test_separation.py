@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from avspeech.data.manifest import read_manifest
+from avspeech.data.layout import read_manifest
 from avspeech.errors import InputError
 from avspeech.separation.metrics import energy_db, score, separation_loss, si_sdr
 from avspeech.separation.mixtures import (MixtureDataset, Mixture, make_mixtures, mix_pair,

@@ -18,6 +18,13 @@ from avspeech.errors import InputError
 from avspeech.features import AUDIO_DIM, LipTransform, filterbank_104
 from avspeech.io.media import read_gray_video, read_wav
 
+ORDER_SALT = 100003  # an epoch's batch order is drawn from seed * ORDER_SALT + epoch
+
+
+def order_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator an epoch's batch order is drawn from (the same on every rank and after a resume)."""
+    return torch.Generator().manual_seed(seed * ORDER_SALT + epoch)
+
 
 class AVDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None = None, *, train: bool = False,
@@ -125,7 +132,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if cur:
             out.append(cur)
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            g = order_generator(self.seed, self.epoch)
             out = [out[j] for j in torch.randperm(len(out), generator=g).tolist()]
         usable = len(out) // self.world * self.world if self.world > 1 else len(out)
         return out[self.rank:usable:self.world]

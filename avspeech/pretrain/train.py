@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate
-from avspeech.data.manifest import read_labels, read_manifest
+from avspeech.data.layout import read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.model.checkpoint import load_into, load_weights
 from avspeech.model.config import preset
