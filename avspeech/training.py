@@ -2,7 +2,7 @@
 step function) and :func:`fit` does the rest: order, accumulation, clipping, schedule, AMP, logging, exact resume,
 SIGTERM/Ctrl-C and DDP.
 
-- :func:`fit`, :class:`Task`, :class:`StepContext`, :class:`TrainOptions`, :func:`shuffled_batches`.
+- :func:`fit`, :class:`Task`, :class:`StepContext`, :data:`ENGINE_FIELDS`, :func:`shuffled_batches`.
 - :class:`StopOnSignal`: SIGTERM or Ctrl-C asks the loop to finish its step, save a checkpoint and stop.
 - :func:`adamw`: AdamW with weight decay on matrices only.
 - :func:`warmup_then_decay`: linear warm-up, then linear decay to 0 at the last step (a ``LambdaLR`` factor).
@@ -13,7 +13,6 @@ SIGTERM/Ctrl-C and DDP.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -174,27 +173,11 @@ def save_step(out: str | Path, step: int, model: torch.nn.Module, config: dict[s
 # The engine
 
 
-@dataclass
-class TrainOptions:
-    """What the engine needs of a run; every head's config has these fields (:meth:`of` reads them by name)."""
-
-    out: str
-    steps: int
-    lr: float
-    warmup: int
-    weight_decay: float = 0.01
-    grad_accum: int = 1
-    clip: float = 5.0
-    save_every: int = 250
-    log_every: int = 25
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def of(cls, cfg: Any) -> "TrainOptions":
-        """The engine's options from a head's training config (fields of the same name; absent ones default)."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)})
+# The fields of a head's training config that the engine reads (each head's dataclass declares them, with its
+# own defaults): run folder, optimiser steps, peak learning rate, warm-up steps, AdamW weight decay, micro-batches
+# per step and rank, gradient clipping norm, checkpoint and log intervals, seed, data-loader workers, device.
+ENGINE_FIELDS = ("out", "steps", "lr", "warmup", "weight_decay", "grad_accum", "clip", "save_every", "log_every",
+                 "seed", "workers", "device")
 
 
 @dataclass
@@ -284,8 +267,9 @@ def _nanmean(xs: list[float]) -> float | str:
     return round(float(sum(xs) / len(xs)), 6) if xs else ""
 
 
-def fit(task: Task, model: torch.nn.Module, model_config: dict[str, Any], opts: TrainOptions) -> dict[str, Any]:
-    """Train ``model`` on ``task`` (or resume the run in ``opts.out``); returns the final step, whether a signal
+def fit(task: Task, model: torch.nn.Module, model_config: dict[str, Any], opts: Any) -> dict[str, Any]:
+    """Train ``model`` on ``task`` (or resume the run in ``opts.out``; ``opts`` is the head's training config, with the
+    :data:`ENGINE_FIELDS`); returns the final step, whether a signal
     stopped it, the last logged row and the newest checkpoint.
 
     - Order: optimiser step s of epoch e consumes global micro-batches ``s*G .. s*G+G-1`` of
@@ -298,6 +282,9 @@ def fit(task: Task, model: torch.nn.Module, model_config: dict[str, Any], opts: 
     - ``log.csv`` (means over the steps since the previous row), TensorBoard, a progress bar; only rank 0 writes.
     - Under ``torchrun``: DistributedDataParallel (gloo on CPU, NCCL on CUDA).
     """
+    missing = [k for k in ENGINE_FIELDS if not hasattr(opts, k)]
+    if missing:
+        raise TypeError(f"the training config {type(opts).__name__} lacks the engine's fields {missing}")
     rank, world, local = distributed_env()
     is_main = rank == 0
     device = resolve_device(opts.device, local)

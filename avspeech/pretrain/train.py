@@ -23,7 +23,7 @@ from avspeech.model.config import preset
 from avspeech.model.encoder import AVEncoder
 from avspeech.pretrain.masking import MaskConfig
 from avspeech.pretrain.objective import MaskedPredictionModel, accuracies
-from avspeech.training import StepContext, Task, TrainOptions, fit
+from avspeech.training import StepContext, Task, fit
 
 log = logging.getLogger(__name__)
 
@@ -110,4 +110,4 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     task = PretrainTask(cfg)
     model, model_config = build_model(cfg, k)
-    return fit(task, model, model_config, TrainOptions.of(cfg))
+    return fit(task, model, model_config, cfg)

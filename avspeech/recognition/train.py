@@ -29,7 +29,7 @@ from avspeech.model.modality import modality_dropout
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import CharTokenizer, SentencePieceTokenizer
-from avspeech.training import StepContext, Task, TrainOptions, fit, latest_checkpoint, shuffled_batches
+from avspeech.training import StepContext, Task, fit, latest_checkpoint, shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
     if len(task.dataset) < cfg.batch_size:
         raise InputError(f"{len(task.dataset)} utterances are fewer than one batch of {cfg.batch_size}",
                          cfg.manifest)
-    return fit(task, model, model_config, TrainOptions.of(cfg))
+    return fit(task, model, model_config, cfg)
 
 
 def _resumed_model(resume: Path, cfg: RecognitionTrainConfig) -> tuple[AVRecognizer, dict[str, Any]]:

@@ -34,7 +34,7 @@ from avspeech.model.config import preset
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig, widen_lstm
-from avspeech.training import StepContext, Task, TrainOptions, fit, shuffled_batches
+from avspeech.training import StepContext, Task, fit, shuffled_batches
 from avspeech.timebase import lengths_to_mask
 
 log = logging.getLogger(__name__)
@@ -204,4 +204,4 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
         raise InputError(f"{len(task.dataset)} training items are fewer than one batch of {cfg.batch_size}",
                          cfg.mixtures)
     model, model_config = build_separator(cfg)
-    return fit(task, model, model_config, TrainOptions.of(cfg))
+    return fit(task, model, model_config, cfg)
