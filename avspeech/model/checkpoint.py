@@ -130,3 +130,18 @@ def load_encoder(path: str | Path):
     encoder = AVEncoder(enc_cfg)
     load_into(encoder, load_weights(path), path, prefix="encoder.")
     return encoder
+
+
+def load_head(path: str | Path, kind: str, key: str, config_cls: Any, model_cls: Any) -> nn.Module:
+    """The model of a head checkpoint folder (``config.json`` of this ``kind`` holding the head's config under
+    ``key``, weights in safetensors; no code runs), in eval mode; errors name the folder or file."""
+    c = load_config(path)
+    if c.get("kind") != kind or key not in c:
+        raise InputError(f"not a {kind} checkpoint (kind {c.get('kind')!r}); train one with "
+                         f"'avspeech finetune {kind}'", path)
+    try:
+        model = model_cls(config_cls.from_dict(c[key]))
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise InputError(f"bad {key} config ({e})", Path(path) / CONFIG) from e
+    load_into(model, load_weights(path), path)
+    return model.eval()

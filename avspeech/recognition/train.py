@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from avspeech.errors import InputError
-from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
+from avspeech.model.checkpoint import encoder_config_of, load_config, load_head, load_into, load_weights
 from avspeech.model.config import preset
 from avspeech.model.modality import modality_dropout
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
@@ -99,17 +99,7 @@ def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVR
 
 def load_recognizer(path: str | Path) -> AVRecognizer:
     """The :class:`AVRecognizer` of a recognition checkpoint folder (safetensors + JSON; no code runs)."""
-    c = load_config(path)
-    if c.get("kind") != "recognition" or "recognizer" not in c:
-        raise InputError(f"not a recognition checkpoint (kind {c.get('kind')!r}); train one with "
-                         "'avspeech finetune recognition'", path)
-    try:
-        rec_cfg = RecognizerConfig.from_dict(c["recognizer"])
-        model = AVRecognizer(rec_cfg)
-    except (TypeError, ValueError, KeyError, RuntimeError) as e:
-        raise InputError(f"bad recognizer config ({e})", Path(path) / "config.json") from e
-    load_into(model, load_weights(path), path)
-    return model.eval()
+    return load_head(path, "recognition", "recognizer", RecognizerConfig, AVRecognizer)
 
 
 class RecognitionTask(Task):

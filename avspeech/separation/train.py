@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.features.lips import LipTransform
-from avspeech.model.checkpoint import encoder_config_of, load_config, load_into, load_weights
+from avspeech.model.checkpoint import encoder_config_of, load_head, load_into, load_weights
 from avspeech.model.config import preset
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
@@ -102,17 +102,7 @@ def build_separator(cfg: SeparationTrainConfig) -> tuple[AVSeparator, dict[str, 
 
 def load_separator(path: str | Path) -> AVSeparator:
     """The :class:`AVSeparator` of a separation checkpoint folder (weights and config only; no code runs)."""
-    c = load_config(path)
-    if c.get("kind") != "separation" or "separator" not in c:
-        raise InputError(f"not a separation checkpoint (kind {c.get('kind')!r}); train one with "
-                         "'avspeech finetune separation'", path)
-    try:
-        sep_cfg = SeparatorConfig.from_dict(c["separator"])
-    except (TypeError, ValueError) as e:
-        raise InputError(f"bad separator config ({e})", Path(path) / "config.json") from e
-    model = AVSeparator(sep_cfg)
-    load_into(model, load_weights(path), path)
-    return model.eval()
+    return load_head(path, "separation", "separator", SeparatorConfig, AVSeparator)
 
 
 def cached_lip_features(model: AVSeparator, batch: dict, lip_cache: dict[str, torch.Tensor],
