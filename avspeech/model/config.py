@@ -23,18 +23,33 @@ class EncoderConfig:
     rate: float = 25.0  # token rate of both streams, Hz
 
     def __post_init__(self) -> None:
-        if self.dim % self.heads:
-            raise ValueError(f"dim must be divisible by heads, got dim={self.dim}, heads={self.heads}")
-        if self.fusion not in ("cross", "concat"):
-            raise ValueError(f"fusion must be 'cross' or 'concat', got {self.fusion!r}")
-        if self.dim % self.pos_conv_groups:
-            raise ValueError(f"dim {self.dim} must be divisible by pos_conv_groups {self.pos_conv_groups}")
+        from avspeech.model import validate as v
+
+        v.positive_int("dim", self.dim)
+        v.positive_int("layers", self.layers, minimum=0, maximum=v.MAX_LAYERS)
+        v.positive_int("heads", self.heads, maximum=self.dim if isinstance(self.dim, int) else v.MAX_WIDTH)
+        v.positive_int("ffn", self.ffn)
+        v.probability("dropout", self.dropout)
+        v.int_tuple("lip_widths", self.lip_widths, 4)
+        v.positive_int("audio_dim", self.audio_dim)
+        v.positive_int("pos_conv_kernel", self.pos_conv_kernel, maximum=1024)
+        v.positive_int("pos_conv_groups", self.pos_conv_groups, maximum=self.dim)
+        v.choice("fusion", self.fusion, ("cross", "concat"))
+        v.positive_int("fusion_layers", self.fusion_layers, minimum=0, maximum=v.MAX_LAYERS)
+        if self.fusion_window is not None:
+            v.finite_float("fusion_window", self.fusion_window, minimum=0.0, maximum=3600.0, open_minimum=True)
+        v.finite_float("rate", self.rate, minimum=0.0, maximum=1000.0, open_minimum=True)
+        v.divisible("dim", self.dim, "heads", self.heads)
+        v.divisible("dim", self.dim, "pos_conv_groups", self.pos_conv_groups)
+        v.within_budget("encoder", v.encoder_parameters(self))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EncoderConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"the encoder config must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:

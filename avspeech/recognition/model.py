@@ -42,14 +42,29 @@ class RecognizerConfig:
     label_smoothing: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.upsample < 1:
-            raise ValueError(f"upsample must be >= 1, got {self.upsample}")
-        if not 0.0 <= self.ctc_weight <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        from avspeech.model import validate as v
+
+        if not isinstance(self.encoder, EncoderConfig):
+            raise ValueError(f"encoder must be an encoder config, got {type(self.encoder).__name__}")
+        if not isinstance(self.tokenizer, dict) or self.tokenizer.get("kind") not in ("char", "sentencepiece"):
+            raise ValueError("tokenizer must be an object with kind 'char' or 'sentencepiece', got "
+                             f"{str(self.tokenizer)[:80]!r}")
+        v.positive_int("upsample", self.upsample, maximum=16)
+        v.positive_int("decoder_layers", self.decoder_layers, minimum=0, maximum=v.MAX_LAYERS)
+        v.positive_int("decoder_dim", self.decoder_dim)
+        v.positive_int("decoder_heads", self.decoder_heads, maximum=v.MAX_WIDTH)
+        v.positive_int("decoder_ffn", self.decoder_ffn)
+        v.positive_int("max_tokens", self.max_tokens, maximum=100_000)
+        v.probability("dropout", self.dropout)
+        v.probability("ctc_weight", self.ctc_weight)
+        v.probability("label_smoothing", self.label_smoothing)
         if self.decoder_layers == 0 and self.ctc_weight != 1.0:
             raise ValueError("a model without a decoder needs ctc_weight 1.0")
-        if self.decoder_layers and self.decoder_dim % self.decoder_heads:
-            raise ValueError(f"decoder_dim {self.decoder_dim} must be divisible by decoder_heads {self.decoder_heads}")
+        if self.decoder_layers:
+            v.divisible("decoder_dim", self.decoder_dim, "decoder_heads", self.decoder_heads)
+        head = self.encoder.dim * self.upsample * self.encoder.dim + self.max_tokens * self.decoder_dim
+        decoder = self.decoder_layers * (8 * self.decoder_dim ** 2 + 2 * self.decoder_dim * self.decoder_ffn)
+        v.within_budget("recognizer", v.encoder_parameters(self.encoder) + head + decoder)
 
     def make_tokenizer(self) -> Tokenizer:
         return tokenizer_from_dict(self.tokenizer)
@@ -61,6 +76,8 @@ class RecognizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecognizerConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"the recognizer config must be a JSON object, got {type(d).__name__}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown recognizer config keys: {sorted(unknown)}")

@@ -33,6 +33,8 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars: str = DEFAULT_CHARS):
+        if not isinstance(chars, str) or not 1 <= len(chars) <= 10_000:
+            raise ValueError(f"the character set must be a string of 1 to 10000 characters, got {str(chars)[:40]!r}")
         if " " not in chars:
             raise ValueError("the character set must contain the space (the word separator)")
         if len(set(chars)) != len(chars):
@@ -129,9 +131,17 @@ Tokenizer = CharTokenizer | SentencePieceTokenizer
 
 
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
+    if not isinstance(d, dict):
+        raise ValueError(f"the tokenizer config must be an object, got {type(d).__name__}")
     kind = d.get("kind")
     if kind == "char":
         return CharTokenizer(d.get("chars", DEFAULT_CHARS))
     if kind == "sentencepiece":
-        return SentencePieceTokenizer(base64.b64decode(d["model"]))
+        model = d.get("model")
+        if not isinstance(model, str) or len(model) > 64_000_000:
+            raise ValueError("tokenizer.model must be a base64 string of a SentencePiece model")
+        try:
+            return SentencePieceTokenizer(base64.b64decode(model, validate=True))
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ValueError(f"tokenizer.model is not a SentencePiece model ({e})") from e
     raise ValueError(f"unknown tokenizer kind {kind!r} (expected 'char' or 'sentencepiece')")
