@@ -85,7 +85,7 @@ def main() -> None:
     rows = []
     if (RESULTS / "pipeline_memory.csv").is_file():  # keep earlier rows of other (command, length) pairs
         with open(RESULTS / "pipeline_memory.csv") as f:
-            rows = [{k: (v if k == "command" else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+            rows = [{k: (v if k == "command" else json.loads(v)) for k, v in r.items()} for r in csv.DictReader(f)]
     for sec in args.seconds:
         clip = long_clip(work, sec)
         for command in args.commands:
