@@ -180,7 +180,8 @@ def silent_faces(model, held: tuple[Path, Path], options, limit: int | None = No
 
 def per_face(model, clips: list[Path], out: Path, options) -> dict:
     from avspeech.recognition.metrics import corpus_rates
-    from avspeech.recognition.recognize import recognize_clip, synthetic_word_errors
+    from avspeech.recognition.recognize import recognize_clip
+    from avspeech.synth.score import synthetic_word_errors
 
     rows = []
     for clip in clips:

@@ -365,7 +365,8 @@ def _run(*args):
 
 
 def test_recognize_clip_one_entry_per_face(synth_corpus_2spk, tmp_path, random_checkpoint):
-    from avspeech.recognition.recognize import load_model, recognize_clip, synthetic_word_errors
+    from avspeech.recognition.recognize import load_model, recognize_clip
+    from avspeech.synth.score import synthetic_word_errors
 
     clip = synth_corpus_2spk / "clip_00000.mp4"
     entries = recognize_clip(clip, tmp_path, load_model(random_checkpoint), checkpoint=random_checkpoint)

@@ -272,7 +272,7 @@ def test_separate_two_speaker_clip_with_the_shipped_checkpoint(synth_corpus_2spk
     voice than the mixture is (ground truth of the synthetic clip)."""
     import json
 
-    from avspeech.separation.separate import synthetic_improvements
+    from avspeech.synth.score import synthetic_improvements
 
     clip = synth_corpus_2spk / "clip_00000.mp4"
     out = tmp_path / "sep"

@@ -95,7 +95,8 @@ def _pretrain(args: argparse.Namespace, out: Path, stages: int) -> None:
 
 
 def _separate(out: Path, clip: Path, stage: int, stages: int) -> None:
-    from avspeech.separation.separate import separate_clip, synthetic_improvements
+    from avspeech.separation.separate import separate_clip
+    from avspeech.synth.score import synthetic_improvements
 
     target = out / "separated"
     print(f"[{stage}/{stages}] separating the speakers of {clip.name} (checkpoint trained on synthetic data) "
@@ -109,7 +110,8 @@ def _separate(out: Path, clip: Path, stage: int, stages: int) -> None:
 
 def _recognize(out: Path, clip: Path, stages: int) -> None:
     from avspeech.recognition.decode import Lexicon
-    from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip, synthetic_word_errors
+    from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip
+    from avspeech.synth.score import synthetic_word_errors
     from avspeech.recognition.transcribe import DecodeOptions
 
     target = out / "recognized"

@@ -16,7 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["av", "audio", "video"],
                    help="default: av when the clip has audio, video (lip reading) when it has none")
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
-    p.add_argument("--chunk-seconds", type=float, default=20.0, help="decode long tracks in chunks of this length")
+    from avspeech.pipeline.config import RECOGNITION_CHUNKS, chunk_arguments
+
+    chunk_arguments(p, RECOGNITION_CHUNKS)
     _decode_arguments(p)
 
 
@@ -26,16 +28,21 @@ def run(args: argparse.Namespace) -> int:
     from avspeech.batch import Failure, report_failures
     from avspeech.errors import InputError
     from avspeech.recognition.commands import decode_options
-    from avspeech.recognition.recognize import load_model, recognize_clip
+    from avspeech.pipeline.provenance import synthetic_note
+    from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip
 
     model = load_model(args.checkpoint)
+    note = synthetic_note(args.checkpoint or default_checkpoint(), "recognition")
+    if note:
+        print(note)
     options = decode_options(args, model)
     failures = []
     for clip in args.clips:
         out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem
         try:
             entries = recognize_clip(clip, out, model, checkpoint=args.checkpoint, max_faces=args.max_faces,
-                                     mode=args.mode, options=options, chunk_seconds=args.chunk_seconds)
+                                     mode=args.mode, options=options, chunk_seconds=args.chunk_seconds,
+                                     overlap_seconds=args.overlap_seconds)
         except InputError as e:
             if len(args.clips) == 1:
                 raise

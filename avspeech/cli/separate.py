@@ -12,8 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="separation checkpoint (default: the one that ships, trained on "
                    "synthetic data only; real video needs a model trained on real data)")
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
-    p.add_argument("--chunk-seconds", type=float, default=10.0, help="model chunk length for long clips")
-    p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-faded overlap between chunks")
+    from avspeech.pipeline.config import SEPARATION_CHUNKS, chunk_arguments
+
+    chunk_arguments(p, SEPARATION_CHUNKS)
     p.add_argument("--overwrite", action="store_true", help="separate again clips whose results are complete "
                    "(by default a re-run finishes only what is missing)")
 
@@ -23,9 +24,13 @@ def run(args: argparse.Namespace) -> int:
 
     from avspeech.batch import Failure, report_failures
     from avspeech.errors import InputError
-    from avspeech.separation.separate import load_model, separate_clip
+    from avspeech.pipeline.provenance import synthetic_note
+    from avspeech.separation.separate import default_checkpoint, load_model, separate_clip
 
     model = load_model(args.checkpoint)
+    note = synthetic_note(args.checkpoint or default_checkpoint(), "separation")
+    if note:
+        print(note)
     failures = []
     for clip in args.clips:
         out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem

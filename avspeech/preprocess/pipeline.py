@@ -25,7 +25,8 @@ class FaceTrack:
     """One face over a run of consecutive frames ``start .. start + L - 1`` of the clip's 25 fps grid.
 
     boxes: (L, 4) landmark boxes x0, y0, x1, y1 in frame pixels; landmarks: (L, 468, 2) FaceMesh points in frame
-    pixels (smoothing is applied to the alignment only, these are as found, gaps interpolated); observed: (L,)
+    pixels (smoothing is applied to the alignment only, these are as found, gaps interpolated; None when the
+    caller asked not to keep them); observed: (L,)
     False where the frame was interpolated; transforms: (L, 2, 3) affine maps frame pixels -> ROI pixels;
     rois: (L, 96, 96) uint8 grayscale mouth ROIs; audio: (L * 640,) float32 16 kHz over the same span, or None.
     """
@@ -33,7 +34,7 @@ class FaceTrack:
     index: int
     start: int
     boxes: np.ndarray
-    landmarks: np.ndarray
+    landmarks: np.ndarray | None
     observed: np.ndarray
     transforms: np.ndarray
     rois: np.ndarray
@@ -96,9 +97,15 @@ class Preprocessor:
         self.pool.close()
 
     def process_frames(self, frames: np.ndarray, audio: np.ndarray | None = None,
-                       timings: dict[str, float] | None = None) -> ClipTracks:
+                       timings: dict[str, float] | None = None, *, keep_landmarks: bool = True,
+                       track_audio: bool = True, roi_store=None) -> ClipTracks:
         """Face tracks of ``frames`` (T, H, W, 3) RGB uint8 already on the ``config.fps`` grid, with the clip's
-        ``audio`` (N,) float32 at ``config.sample_rate`` (cut or zero-padded to T frames) or None."""
+        ``audio`` (N,) float32 at ``config.sample_rate`` (cut or zero-padded to T frames) or None.
+
+        For long streamed clips a caller can keep less per frame: without ``keep_landmarks`` the tracks' landmarks
+        are dropped once boxes and ROI transforms are made, without ``track_audio`` the tracks carry no copy of
+        their span of the audio (the clip's is kept), and ``roi_store(frames, size)`` gives the array-like that a
+        streamed clip's ROIs are written into (default: an array in memory)."""
         cfg = self.config
         streamed = isinstance(frames, FrameStream)
         if not streamed:
@@ -125,13 +132,16 @@ class Preprocessor:
             tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size)
             rois = None if streamed else crop_rois(frames[start:end + 1], tf, cfg.roi_size)
             boxes = np.stack([landmark_box(x) for x in lm])
+            if not keep_landmarks:
+                lm = None
             seg = None
-            if audio is not None:
+            if audio is not None and track_audio:
                 seg = audio[int(round(start * spf)):int(round((end + 1) * spf))].copy()
             tracks.append(FaceTrack(0, start, boxes, lm, observed, tf, rois, seg))
         if streamed:  # a second pass over the clip cuts every track's ROIs
             for tr in tracks:
-                tr.rois = np.empty((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8)
+                tr.rois = (roi_store(tr.num_frames, cfg.roi_size) if roi_store is not None
+                           else np.empty((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8))
             for t, frame in enumerate(frames):
                 for tr in tracks:
                     if tr.start <= t < tr.end:
@@ -144,18 +154,18 @@ class Preprocessor:
         h, w = frames.shape[1:3]
         return ClipTracks(tracks, n, h, w, cfg.fps, cfg.sample_rate, audio, timings)
 
-    def process_file(self, path: str | Path, stream: bool = False) -> tuple[DecodedClip, ClipTracks]:
+    def process_file(self, path: str | Path, stream: bool = False, **keep) -> tuple[DecodedClip, ClipTracks]:
         """Decode ``path`` (resampled to 25 fps, audio 16 kHz mono) and track its faces. With ``stream`` the
         frames are decoded on demand (:class:`~avspeech.preprocess.decode.FrameStream`, two passes: tracking,
         then ROIs), so memory does not grow with the clip's length; the returned clip's ``frames`` is then the
-        stream (iterate it for another pass)."""
+        stream (iterate it for another pass). ``keep`` goes to :meth:`process_frames` (what a track keeps)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         cfg = self.config
         clip = decode_clip(path, cfg.fps, cfg.sample_rate, stream=stream,
                            keep=cfg.detect_every + cfg.max_gap + 4)
         timings["decode"] = time.perf_counter() - t0
-        return clip, self.process_frames(clip.frames, clip.audio, timings)
+        return clip, self.process_frames(clip.frames, clip.audio, timings, **keep)
 
 
 def preprocess_clip(frames: np.ndarray, audio: np.ndarray | None = None,

@@ -3,7 +3,8 @@
 Every face track of the clip (``avspeech.preprocess``) is recognised from the clip's audio (the mixture of
 everyone who speaks) and that face's lips, so each face gets its own speaker's words; a face that does not
 speak gets an empty transcript. The mode follows the clip: audio-visual when it has audio, lip reading (video
-only) when it has none. Long tracks are decoded in consecutive chunks of ``chunk_seconds``.
+only) when it has none. Long tracks are decoded in chunks of ``chunk_seconds`` overlapping by ``overlap_seconds``,
+merged by time (:mod:`avspeech.pipeline`: streamed decoding, ROIs on disk, one chunk in memory at a time).
 
 Outputs in ``out/``: ``speaker_<k>.srt`` per face, ``transcripts.srt`` (every face, cues prefixed by the
 speaker) and ``transcripts.json`` (track, span, median box, mode, text, words with start/end seconds; seconds
@@ -20,8 +21,10 @@ import torch
 
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, filterbank_104
+from avspeech.pipeline import ChunkConfig, merge_words, span_chunks
+from avspeech.pipeline.config import RECOGNITION_CHUNKS
 from avspeech.recognition.model import AVRecognizer
-from avspeech.recognition.subtitles import cues, to_srt
+from avspeech.recognition.subtitles import cues
 from avspeech.recognition.transcribe import DecodeOptions, FRAME_SECONDS, transcribe_batch
 from avspeech.separation.mixtures import SAMPLES_PER_FRAME
 
@@ -42,33 +45,34 @@ def load_model(checkpoint: str | Path | None = None) -> AVRecognizer:
     return load_recognizer(checkpoint or default_checkpoint())
 
 
-def recognize_span(model: AVRecognizer, rois: np.ndarray, audio: np.ndarray | None, mode: str,
+def recognize_span(model: AVRecognizer, rois, audio: np.ndarray | None, mode: str,
                    options: DecodeOptions = DecodeOptions(), chunk_frames: int = 500,
-                   offset_seconds: float = 0.0) -> dict:
+                   offset_seconds: float = 0.0, overlap_frames: int = 50) -> dict:
     """Transcript of one face over a span: ``rois`` (L, 96, 96), ``audio`` (L * 640,) or None ->
-    ``{"text", "words", "ctc_logp" (list of (S, V) tensors, one per chunk)}``."""
+    ``{"text", "words", "ctc_logp" (list of (S, V) tensors, one per chunk)}``.
+
+    The span is decoded in chunks of ``chunk_frames`` overlapping by ``overlap_frames``
+    (:func:`avspeech.pipeline.span_chunks`); each word is kept from the chunk that owns its midpoint
+    (:func:`avspeech.pipeline.merge_words`), so a word across a chunk boundary is neither lost nor doubled."""
     transform = LipTransform(train=False)
-    n = len(rois)
-    texts, words, logps = [], [], []
-    for s in range(0, n, chunk_frames):
-        e = min(s + chunk_frames, n)
-        t = e - s
-        lips = transform(rois[s:e])[None]
-        feats = None
-        if audio is not None:
-            feats = filterbank_104(audio[s * SAMPLES_PER_FRAME:e * SAMPLES_PER_FRAME].astype(np.float32), t)[None]
-        (h,) = transcribe_batch(model, lips, feats, torch.tensor([t]), mode, options, timestamps=True)
-        if h.text:
-            texts.append(h.text)
-        off = offset_seconds + s * FRAME_SECONDS
-        words += [{**w, "start": round(w["start"] + off, 3), "end": round(w["end"] + off, 3)} for w in h.words]
+    per_chunk, logps = [], []
+    for c in span_chunks(rois, audio, chunk_frames, overlap_frames):
+        t = c.num_frames
+        feats = None if c.audio is None else filterbank_104(c.audio.astype(np.float32), t)[None]
+        (h,) = transcribe_batch(model, transform(c.rois)[None], feats, torch.tensor([t]), mode, options,
+                                timestamps=True)
+        off = offset_seconds + c.start * FRAME_SECONDS
+        words = [{**w, "start": round(w["start"] + off, 3), "end": round(w["end"] + off, 3)} for w in h.words]
+        per_chunk.append((offset_seconds + c.own_start * FRAME_SECONDS, offset_seconds + c.own_end * FRAME_SECONDS,
+                          words))
         logps.append(h.ctc_logp)
-    return {"text": " ".join(texts), "words": words, "ctc_logp": logps}
+    words = merge_words(per_chunk)
+    return {"text": " ".join(w["word"] for w in words), "words": words, "ctc_logp": logps}
 
 
 def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks: Sequence, num_frames: int,
                      fps: float = 25.0, options: DecodeOptions = DecodeOptions(), mode: str | None = None,
-                     chunk_frames: int = 500) -> list[dict]:
+                     chunk_frames: int = 500, overlap_frames: int = 50) -> list[dict]:
     """One entry per face track (``avspeech.preprocess.FaceTrack``): track, span, box, mode, text, words, and
     ``ctc_logp`` (kept for plots; not written to JSON)."""
     mode = mode or ("av" if clip_audio is not None else "video")
@@ -81,7 +85,8 @@ def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks:
     out = []
     for tr in tracks:
         audio = None if clip_audio is None else clip_audio[tr.start * SAMPLES_PER_FRAME:tr.end * SAMPLES_PER_FRAME]
-        r = recognize_span(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps)
+        r = recognize_span(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps,
+                           overlap_frames=overlap_frames)
         out.append({"track": tr.index, "start_s": round(tr.start / fps, 3), "end_s": round(tr.end / fps, 3),
                     "frames": [tr.start, tr.end], "box": np.median(tr.boxes, axis=0).round(1).tolist(),
                     "mode": mode, **r})
@@ -90,58 +95,36 @@ def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks:
 
 def recognize_clip(path: str | Path, out: str | Path, model: AVRecognizer | None = None, *,
                    checkpoint: str | Path | None = None, max_faces: int = 4, mode: str | None = None,
-                   options: DecodeOptions = DecodeOptions(), chunk_seconds: float = 20.0,
-                   keep_logp: bool = False) -> list[dict]:
+                   options: DecodeOptions = DecodeOptions(), chunk_seconds: float = RECOGNITION_CHUNKS.chunk_seconds,
+                   overlap_seconds: float = RECOGNITION_CHUNKS.overlap_seconds, keep_logp: bool = False) -> list[dict]:
     """Recognise every face of the clip at ``path`` into ``out``; returns the entries of ``transcripts.json``
     (with ``ctc_logp`` and the tracks' ``rois`` too when ``keep_logp``)."""
-    from avspeech.io.atomic import atomic_write_json, atomic_write_text
-    from avspeech.preprocess.config import PreprocessConfig
-    from avspeech.preprocess.pipeline import Preprocessor, require_faces
+    from avspeech.pipeline.tracks import clip_tracks
+    from avspeech.pipeline.writers import write_json, write_srt
 
+    chunks = ChunkConfig(chunk_seconds, overlap_seconds)
     model = model if model is not None else load_model(checkpoint)
-    cfg = PreprocessConfig(max_faces=max_faces)
-    with Preprocessor(cfg) as pre:
-        _, result = pre.process_file(path)
-    require_faces(result, path, cfg)
-    if mode in ("av", "audio") and not result.has_audio:
-        raise InputError(f"the clip has no audio stream: mode {mode!r} needs it (use --mode video)", path)
-    timings = dict(result.timings)
-    t0 = time.perf_counter()
-    entries = recognize_tracks(model, result.audio, result.tracks, result.num_frames, result.fps, options, mode,
-                               int(round(chunk_seconds * result.fps)))
-    timings["recognition"] = time.perf_counter() - t0
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    everyone = []
-    for e, tr in zip(entries, result.tracks):
-        c = cues(e["words"])
-        atomic_write_text(out / f"speaker_{e['track']}.srt", to_srt(c))
-        everyone += [(s, t, f"[speaker {e['track']}] {text}") for s, t, text in c]
-        e["srt"] = f"speaker_{e['track']}.srt"
-        if keep_logp:
-            e["rois"] = tr.rois
-    atomic_write_text(out / "transcripts.srt", to_srt(everyone))
-    public = [{k: v for k, v in e.items() if k not in ("ctc_logp", "rois")} for e in entries]
-    atomic_write_json(out / "transcripts.json", {
-        "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": result.num_frames,
-        "fps": result.fps, "has_audio": result.has_audio, "seconds": {k: round(v, 3) for k, v in timings.items()},
-        "speakers": public})
+    need = f"mode {mode!r} needs it (use --mode video)" if mode in ("av", "audio") else None
+    with clip_tracks(path, max_faces, need_audio=need) as (_, result):
+        timings = dict(result.timings)
+        t0 = time.perf_counter()
+        entries = recognize_tracks(model, result.audio, result.tracks, result.num_frames, result.fps, options, mode,
+                                   *chunks.frames(result.fps))
+        timings["recognition"] = time.perf_counter() - t0
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        everyone = []
+        for e, tr in zip(entries, result.tracks):
+            c = cues(e["words"])
+            write_srt(out / f"speaker_{e['track']}.srt", c)
+            everyone += [(s, t, f"[speaker {e['track']}] {text}") for s, t, text in c]
+            e["srt"] = f"speaker_{e['track']}.srt"
+            if keep_logp:
+                e["rois"] = np.asarray(tr.rois)
+        write_srt(out / "transcripts.srt", everyone)
+        public = [{k: v for k, v in e.items() if k not in ("ctc_logp", "rois")} for e in entries]
+        write_json(out / "transcripts.json", {
+            "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": result.num_frames,
+            "fps": result.fps, "has_audio": result.has_audio,
+            "seconds": {k: round(v, 3) for k, v in timings.items()}, "speakers": public})
     return entries if keep_logp else public
-
-
-def synthetic_word_errors(clip: str | Path, entries: Sequence[dict]) -> list[dict]:
-    """For a clip made by ``avspeech synth``: per entry, the synthetic speaker whose face the track follows,
-    that speaker's sentence and the word/character error counts of the entry's transcript against it."""
-    import json
-
-    from avspeech.recognition.metrics import error_counts
-    from avspeech.synth.splits import speaker_of_track
-
-    sidecar = json.loads(Path(clip).with_suffix(".json").read_text())
-    out = []
-    for e in entries:
-        s0, s1 = e["frames"]
-        i = speaker_of_track(np.tile(np.asarray(e["box"], np.float64), (s1 - s0, 1)), s0, sidecar)
-        ref = sidecar["speakers"][i]["text"]
-        out.append({"speaker": i, "reference": ref, "hypothesis": e["text"], **error_counts(ref, e["text"])})
-    return out
