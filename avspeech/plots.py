@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from avspeech.io.atomic import atomic_path
+from avspeech.timebase import SAMPLE_RATE
 
 
 def contact_sheet(path: str | Path, clips: Sequence[tuple[np.ndarray, dict]], frames_per_clip: int = 6,
@@ -82,7 +83,7 @@ def training_curves(path: str | Path, log_csv: str | Path, title: str = "pretrai
     plt.close(fig)
 
 
-def spectrograms(path: str | Path, signals: Sequence[tuple[str, np.ndarray]], sample_rate: int = 16000) -> None:
+def spectrograms(path: str | Path, signals: Sequence[tuple[str, np.ndarray]], sample_rate: int = SAMPLE_RATE) -> None:
     """One log-power spectrogram per (title, waveform (N,)) row, on one colour scale, time in seconds."""
     import matplotlib
 

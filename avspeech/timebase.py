@@ -5,8 +5,10 @@ and converts with the functions here, so no other module spells 16000, 25 or 640
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 FPS = 25  # video frames per second (inputs at other rates are resampled by timestamp)
 SAMPLE_RATE = 16000  # audio samples per second, mono
@@ -35,4 +37,6 @@ def seconds_to_frames(seconds: float) -> int:
 
 def lengths_to_mask(lengths: Tensor, t: int) -> Tensor:
     """(B,) lengths -> (B, t) bool, True on valid positions."""
+    import torch
+
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]

@@ -199,5 +199,5 @@ def test_shipped_checkpoints_say_they_know_synthetic_speech_only(tmp_path):
     other.mkdir()
     (other / "config.json").write_text('{"kind": "separation"}')
     assert not synthetic_only(other) and synthetic_note(other, "x") is None
-    (other / "config.json").write_text('{"kind": "separation", "trained_on": "synthetic"}')
+    (other / "config.json").write_text('{"kind": "separation", "recipe": {"trained_on_synthetic_only": true}}')
     assert synthetic_only(other)

@@ -17,6 +17,7 @@ from avspeech.data.layout import Utterance, read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.features import AUDIO_DIM, LipTransform, filterbank_104
 from avspeech.io.media import read_gray_video, read_wav
+from avspeech.timebase import SAMPLE_RATE
 
 ORDER_SALT = 100003  # an epoch's batch order is drawn from seed * ORDER_SALT + epoch
 
@@ -53,7 +54,7 @@ class AVDataset(Dataset):
         if utt.video is None:
             raise InputError(f"{utt.id}: the manifest gives no video")
         rois = read_gray_video(utt.video)
-        audio = read_wav(utt.audio, 16000)[0] if utt.audio is not None else None
+        audio = read_wav(utt.audio, SAMPLE_RATE)[0] if utt.audio is not None else None
         return rois, audio
 
     def __getitem__(self, i: int) -> dict:

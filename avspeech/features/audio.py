@@ -15,7 +15,17 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 
+import numpy as np
+
 from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
+
+LEVEL_DBFS = -25.0  # the level (RMS, dBFS) speech is normalised to before mixing
+
+
+def level_normalise(x: np.ndarray, dbfs: float = LEVEL_DBFS) -> np.ndarray:
+    """``x`` scaled to an RMS of ``dbfs`` (silence is returned as it is)."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return x * (10 ** (dbfs / 20) / rms) if rms > 1e-8 else x
 FBANK_BINS = 26
 STACK = 4  # 100 Hz audio frames per 25 Hz video frame
 AUDIO_DIM = FBANK_BINS * STACK

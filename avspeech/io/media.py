@@ -12,6 +12,7 @@ import numpy as np
 
 from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_path
+from avspeech.timebase import SAMPLE_RATE
 
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command (sndfile.h)
 
@@ -27,7 +28,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float = 25.0,
-                 audio: np.ndarray | None = None, sample_rate: int = 16000, *, crf: int = 18, gray: bool = False):
+                 audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE, *, crf: int = 18, gray: bool = False):
         if height % 2 or width % 2:
             raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
         self.path, self.width, self.height, self.fps = Path(path), width, height, fps
@@ -99,7 +100,7 @@ def write_video(
     frames: np.ndarray,
     fps: float = 25.0,
     audio: np.ndarray | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     *,
     crf: int = 18,
     gray: bool = False,
@@ -117,7 +118,7 @@ def write_video(
             writer.write(frame)
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000, subtype: str = "FLOAT") -> None:
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> None:
     """Write mono ``audio`` (N,) atomically; float32 WAV by default, so stored samples are exact."""
     import soundfile as sf
 
@@ -177,7 +178,7 @@ def read_gray_video(path: str | Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The audio stream of a media file as float32 mono at ``sample_rate`` (decord resamples)."""
     import decord
 

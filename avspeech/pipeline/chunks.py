@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from avspeech.separation.model import SAMPLES_PER_FRAME
+from avspeech.timebase import SAMPLES_PER_FRAME
 
 
 def chunk_spans(n_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:

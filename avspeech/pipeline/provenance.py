@@ -4,22 +4,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
-
 
 def synthetic_only(checkpoint: str | Path) -> bool:
-    """Whether the checkpoint folder's weights were trained on synthetic speech only: its ``config.json`` says so
-    (``"trained_on": "synthetic"``, also under ``"provenance"``), or it is one that ships with the package
-    (``avspeech/pretrained/*_synth``: every shipped checkpoint is trained on the synthetic corpus)."""
-    ck = Path(checkpoint)
+    """Whether the checkpoint folder's ``config.json`` records a recipe trained on synthetic speech only
+    (``"recipe": {"trained_on_synthetic_only": true}``, as every checkpoint shipped in ``avspeech.pretrained``)."""
     try:
-        cfg = json.loads((ck / "config.json").read_text())
+        cfg = json.loads((Path(checkpoint) / "config.json").read_text())
     except (OSError, ValueError):
-        cfg = {}
-    said = cfg.get("trained_on", (cfg.get("provenance") or {}).get("trained_on"))
-    if said is not None:
-        return str(said) == "synthetic"
-    return ck.resolve().parent == PRETRAINED and ck.name.endswith("_synth")
+        return False
+    recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
+    return isinstance(recipe, dict) and recipe.get("trained_on_synthetic_only") is True
 
 
 def synthetic_note(checkpoint: str | Path, head: str) -> str | None:

@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from avspeech.pipeline.chunks import Chunk
-from avspeech.separation.model import SAMPLES_PER_FRAME
+from avspeech.timebase import SAMPLES_PER_FRAME
 
 
 class CrossFade:

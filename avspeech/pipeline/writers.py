@@ -9,6 +9,7 @@ import numpy as np
 
 from avspeech.io.atomic import atomic_path, atomic_write_json, atomic_write_text
 from avspeech.io.media import VideoWriter, write_wav
+from avspeech.timebase import SAMPLE_RATE
 
 WRITERS_PER_PASS = 4  # output videos encoded per pass over the clip's frames
 
@@ -37,7 +38,7 @@ def write_thumbnail(path: str | Path, frame: np.ndarray, box: Sequence[int], siz
 
 
 def write_face_videos(out: Path, frames, tracks: Sequence, audios: Sequence[np.ndarray | None], fps: float,
-                      height: int, width: int, sample_rate: int = 16000) -> None:
+                      height: int, width: int, sample_rate: int = SAMPLE_RATE) -> None:
     """Per track ``speaker_<k>.mp4`` (the clip with that face boxed, and ``audios[i]`` as its sound) and
     ``speaker_<k>.jpg`` (the face at the middle of its track), in passes over ``frames`` (a stream or an array),
     :data:`WRITERS_PER_PASS` videos per pass."""

@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from avspeech.errors import InputError
+from avspeech.timebase import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ class FrameStream:
             yield self[t]
 
 
-def decode_audio(path: str | Path, num_samples: int, sample_rate: int = 16000) -> np.ndarray:
+def decode_audio(path: str | Path, num_samples: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The audio stream as float32 mono at ``sample_rate``, cut or zero-padded to ``num_samples`` (AAC decoders
     add up to 1024 trailing samples; the video's duration decides)."""
     import decord
@@ -273,7 +274,7 @@ def decode_audio(path: str | Path, num_samples: int, sample_rate: int = 16000) -
     return np.concatenate([audio, np.zeros(num_samples - audio.size, np.float32)])
 
 
-def decode_clip(path: str | Path, fps: float = 25.0, sample_rate: int = 16000, stream: bool = False,
+def decode_clip(path: str | Path, fps: float = FPS, sample_rate: int = SAMPLE_RATE, stream: bool = False,
                 keep: int = 32) -> DecodedClip:
     """Probe, decode and resample one file. A file without an audio stream gives ``audio=None``. With
     ``stream``, ``frames`` is a :class:`FrameStream` (decoded on demand, the last ``keep`` frames kept)."""

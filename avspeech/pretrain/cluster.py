@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from avspeech.data.layout import Utterance
 from avspeech.features import mfcc_39
 from avspeech.io.media import read_wav
+from avspeech.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def mfcc_features(utts: Sequence[Utterance], failures: list | None = None) -> li
     out = []
     for u in tqdm(utts, desc="mfcc", unit="utt", dynamic_ncols=True):
         try:
-            out.append(None if u.audio is None else mfcc_39(read_wav(u.audio, 16000)[0], u.frames).numpy())
+            out.append(None if u.audio is None else mfcc_39(read_wav(u.audio, SAMPLE_RATE)[0], u.frames).numpy())
         except InputError as e:
             if failures is None:
                 raise

@@ -34,9 +34,9 @@ from avspeech.data.layout import clip_of, default_labels_path, read_manifest, re
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, filterbank_104
 from avspeech.io.media import read_gray_video, read_wav
-from avspeech.separation.mixtures import SAMPLES_PER_FRAME, level_normalise
+from avspeech.features.audio import level_normalise
+from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
-SAMPLE_RATE = 16000
 
 __all__ = ["Condition", "RecognitionDataset", "add_noise", "collate_recognition", "default_labels_path",
            "read_transcripts", "silent_face", "write_transcripts"]

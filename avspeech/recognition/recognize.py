@@ -25,10 +25,11 @@ from avspeech.pipeline import ChunkConfig, merge_words, span_chunks
 from avspeech.pipeline.config import RECOGNITION_CHUNKS
 from avspeech.recognition.model import AVRecognizer
 from avspeech.recognition.subtitles import cues
-from avspeech.recognition.transcribe import DecodeOptions, FRAME_SECONDS, transcribe_batch
-from avspeech.separation.mixtures import SAMPLES_PER_FRAME
+from avspeech.recognition.transcribe import DecodeOptions, transcribe_batch
+from avspeech.pretrained import RECOGNITION_SYNTH
+from avspeech.timebase import FRAME_SECONDS, SAMPLES_PER_FRAME
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "recognition_synth"
+PRETRAINED = RECOGNITION_SYNTH.path  # the bundle that ships (avspeech.pretrained)
 
 
 def default_checkpoint() -> Path:

@@ -24,13 +24,12 @@ from torch.utils.data import Dataset
 from avspeech.data.layout import Mixture, Utterance, clip_of, read_manifest, read_mixtures, write_mixtures
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, filterbank_104
+from avspeech.features.audio import LEVEL_DBFS, level_normalise
 from avspeech.io.media import read_gray_video, read_wav
+from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
-SAMPLE_RATE = 16000
-SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
-LEVEL_DBFS = -25.0
 
-__all__ = ["LEVEL_DBFS", "SAMPLES_PER_FRAME", "SAMPLE_RATE", "Mixture", "MixtureDataset", "clip_of",
+__all__ = ["LEVEL_DBFS", "Mixture", "MixtureDataset", "clip_of",
            "collate_mixtures", "level_normalise", "make_mixtures", "mix_pair", "read_mixtures", "write_mixtures"]
 
 
@@ -70,11 +69,6 @@ def make_mixtures(utts: Sequence[Utterance], n: int, *, seed: int = 0, gain_db_r
         gain = float(rng.uniform(-gain_db_range / 2, gain_db_range / 2)) if gain_db_range > 0 else 0.0
         out.append(Mixture(f"{prefix}{len(out):06d}", utts[i].id, utts[j].id, round(gain, 3)))
     return out
-
-
-def level_normalise(x: np.ndarray, dbfs: float = LEVEL_DBFS) -> np.ndarray:
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    return x * (10 ** (dbfs / 20) / rms) if rms > 1e-8 else x
 
 
 def mix_pair(a: np.ndarray, b: np.ndarray, gain_db: float) -> tuple[np.ndarray, np.ndarray]:

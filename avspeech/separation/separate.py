@@ -26,9 +26,11 @@ from avspeech.errors import InputError
 from avspeech.features import LipTransform, filterbank_104
 from avspeech.pipeline import ChunkConfig, CrossFade, span_chunks
 from avspeech.pipeline.config import SEPARATION_CHUNKS
-from avspeech.separation.model import SAMPLES_PER_FRAME, AVSeparator
+from avspeech.separation.model import AVSeparator
+from avspeech.pretrained import SEPARATION_SYNTH
+from avspeech.timebase import SAMPLES_PER_FRAME
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "separation_synth"
+PRETRAINED = SEPARATION_SYNTH.path  # the bundle that ships (avspeech.pretrained)
 SPECTROGRAM_SECONDS = 30.0  # spectrograms.png shows at most the clip's first 30 s
 
 

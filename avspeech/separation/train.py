@@ -32,10 +32,10 @@ from avspeech.features.lips import LipTransform
 from avspeech.model.checkpoint import encoder_config_of, load_head, load_into, load_weights
 from avspeech.model.config import preset
 from avspeech.separation.metrics import separation_loss, si_sdr
-from avspeech.separation.mixtures import SAMPLES_PER_FRAME, MixtureDataset, collate_mixtures
+from avspeech.separation.mixtures import MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator, SeparatorConfig, widen_lstm
 from avspeech.training import StepContext, Task, fit, shuffled_batches
-from avspeech.timebase import lengths_to_mask
+from avspeech.timebase import SAMPLES_PER_FRAME, lengths_to_mask
 
 log = logging.getLogger(__name__)
 

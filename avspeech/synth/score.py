@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from avspeech.separation.model import SAMPLES_PER_FRAME
+from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 
 def synthetic_improvements(clip: str | Path, out: str | Path) -> list[dict[str, float]]:
@@ -24,14 +24,14 @@ def synthetic_improvements(clip: str | Path, out: str | Path) -> list[dict[str, 
 
     clip, out = Path(clip), Path(out)
     sidecar = json.loads(clip.with_suffix(".json").read_text())
-    mixture = read_wav(clip.with_suffix(".mix.wav"), 16000)[0]
+    mixture = read_wav(clip.with_suffix(".mix.wav"), SAMPLE_RATE)[0]
     result = []
     for e in json.loads((out / "speakers.json").read_text())["speakers"]:
         s0, s1 = e["frames"]
         i = speaker_of_track(np.tile(np.asarray(e["box"], np.float64), (s1 - s0, 1)), s0, sidecar)
         spk = sidecar["speakers"][i]
-        ref = read_wav(clip.with_name(spk["wav"]), 16000)[0] * spk["gain"]
-        est = read_wav(out / e["wav"], 16000)[0]
+        ref = read_wav(clip.with_name(spk["wav"]), SAMPLE_RATE)[0] * spk["gain"]
+        est = read_wav(out / e["wav"], SAMPLE_RATE)[0]
         a, b = s0 * SAMPLES_PER_FRAME, min(s1 * SAMPLES_PER_FRAME, len(ref), len(est), len(mixture))
         result.append({"speaker": i, **score(est[a:b], ref[a:b], mixture[a:b], perceptual=False)})
     return result
