@@ -1,13 +1,13 @@
-"""Decoding CTC output: greedy, prefix beam search (optionally restricted to a word list), exhaustive search
-(the reference the tests compare against), joint CTC/attention rescoring and word timestamps.
+"""Decoding CTC output: greedy, prefix beam search (optionally restricted to a word list), joint CTC/attention
+rescoring, forced alignment and word timestamps.
 
 All functions take one utterance's CTC log-probabilities ``logp`` (S, V) (id 0 the blank) as a tensor or array.
 
 - :func:`prefix_beam_search`: the CTC prefix beam search (Hannun et al. 2014): a beam of label prefixes, each
   with the log-probability of all paths that collapse to it ending in blank (``pb``) and in its last label
   (``pnb``). With a beam at least as large as the number of prefixes it is exact: it returns the label sequence
-  of maximum total probability (the sum over its paths), as :func:`exhaustive_search` does by enumerating every
-  path. A :class:`Lexicon` limits prefixes to sequences of its words.
+  of maximum total probability (the sum over its paths), as enumerating every path does (the tests' oracle).
+  A :class:`Lexicon` limits prefixes to sequences of its words.
 - :func:`joint_rescore`: the n-best of the beam search rescored by ``ctc_weight x log P_ctc + (1 - ctc_weight) x
   log P_att`` with the attention decoder (joint CTC/attention decoding in the rescoring form, as WeNet's
   "attention rescoring").
@@ -140,50 +140,6 @@ def prefix_beam_search(logp, beam: int = 16, lexicon: Lexicon | None = None, nbe
              if lexicon is None or lexicon.allows(p, final=True)]
     final.sort(key=lambda x: x[1], reverse=True)
     return final[:nbest]
-
-
-def ctc_logprob(logp, labels: Sequence[int]) -> float:
-    """log P_ctc(labels | x): the forward algorithm over the blank-extended label sequence."""
-    lp = _np(logp)
-    ext = [BLANK]
-    for k in labels:
-        ext += [int(k), BLANK]
-    n = len(ext)
-    alpha = np.full(n, NEG_INF)
-    alpha[0] = lp[0, BLANK]
-    if n > 1:
-        alpha[1] = lp[0, ext[1]]
-    for t in range(1, len(lp)):
-        new = np.full(n, NEG_INF)
-        for i in range(n):
-            a = alpha[i]
-            if i >= 1:
-                a = _logadd(a, alpha[i - 1])
-            if i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2]:
-                a = _logadd(a, alpha[i - 2])
-            new[i] = a + lp[t, ext[i]] if a != NEG_INF else NEG_INF
-        alpha = new
-    return _logadd(alpha[-1], alpha[-2]) if n > 1 else float(alpha[-1])
-
-
-def collapse(path: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(k) for k, _ in itertools.groupby(path) if k != BLANK)
-
-
-def exhaustive_search(logp, lexicon: Lexicon | None = None) -> tuple[list[int], float]:
-    """The label sequence of maximum total CTC probability, by enumerating all V^S paths (tiny inputs only)."""
-    lp = _np(logp)
-    s, v = lp.shape
-    if v ** s > 2_000_000:
-        raise ValueError(f"{v}^{s} paths are too many to enumerate")
-    totals: dict[tuple[int, ...], float] = {}
-    for path in itertools.product(range(v), repeat=s):
-        score = float(lp[np.arange(s), list(path)].sum())
-        key = collapse(path)
-        totals[key] = _logadd(totals.get(key, NEG_INF), score)
-    items = [(k, p) for k, p in totals.items() if lexicon is None or lexicon.allows(k, final=True)]
-    best = max(items, key=lambda kv: kv[1])
-    return list(best[0]), best[1]
 
 
 def forced_align(logp, labels: Sequence[int]) -> list[int]:
