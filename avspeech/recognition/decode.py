@@ -11,8 +11,9 @@ All functions take one utterance's CTC log-probabilities ``logp`` (S, V) (id 0 t
 - :func:`joint_rescore`: the n-best of the beam search rescored by ``ctc_weight x log P_ctc + (1 - ctc_weight) x
   log P_att`` with the attention decoder (joint CTC/attention decoding in the rescoring form, as WeNet's
   "attention rescoring").
-- :func:`forced_align`: the most likely CTC path (Viterbi) for a given label sequence; word timestamps follow
-  from the frames of each word's first and last label.
+- :func:`forced_align`: the most likely CTC path (Viterbi) for a given label sequence, by
+  ``torchaudio.functional.forced_align``; word timestamps follow from the frames of each word's first and last
+  label.
 """
 from __future__ import annotations
 
@@ -143,38 +144,23 @@ def prefix_beam_search(logp, beam: int = 16, lexicon: Lexicon | None = None, nbe
 
 
 def forced_align(logp, labels: Sequence[int]) -> list[int]:
-    """The most likely CTC path (S,) for ``labels``; raises ValueError when the frames cannot hold them."""
+    """The most likely CTC path (S,) for ``labels`` (``torchaudio.functional.forced_align``, the Viterbi
+    algorithm); raises ValueError when the frames cannot hold them."""
+    import torch
+    from torchaudio.functional import forced_align as viterbi
+
     lp = _np(logp)
     s = len(lp)
-    ext = [BLANK]
-    for k in labels:
-        ext += [int(k), BLANK]
-    n = len(ext)
-    score = np.full((s, n), NEG_INF)
-    back = np.zeros((s, n), np.int64)
-    score[0, 0] = lp[0, BLANK]
-    if n > 1:
-        score[0, 1] = lp[0, ext[1]]
-    for t in range(1, s):
-        for i in range(n):
-            cands = [(score[t - 1, i], i)]
-            if i >= 1:
-                cands.append((score[t - 1, i - 1], i - 1))
-            if i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2]:
-                cands.append((score[t - 1, i - 2], i - 2))
-            best, arg = max(cands)
-            if best > NEG_INF:
-                score[t, i] = best + lp[t, ext[i]]
-                back[t, i] = arg
-    ends = [n - 1] + ([n - 2] if n > 1 else [])
-    i = max(ends, key=lambda j: score[-1, j])
-    if score[-1, i] == NEG_INF:
+    labels = [int(k) for k in labels]
+    if not labels:
+        return [BLANK] * s
+    repeats = sum(a == b for a, b in zip(labels, labels[1:]))  # each needs a blank between the two
+    if len(labels) + repeats > s:
         raise ValueError(f"{len(labels)} labels do not fit in {s} frames")
-    path = [0] * s
-    for t in range(s - 1, -1, -1):
-        path[t] = ext[i]
-        i = back[t, i]
-    return path
+    path, scores = viterbi(torch.from_numpy(lp)[None], torch.tensor([labels], dtype=torch.int32), blank=BLANK)
+    if not bool(torch.isfinite(scores.sum())):  # every path of the labels crosses a zero probability
+        raise ValueError(f"{len(labels)} labels do not fit in {s} frames")
+    return [int(k) for k in path[0]]
 
 
 def word_timestamps(logp, labels: Sequence[int], tokenizer, frame_seconds: float,
