@@ -1,5 +1,8 @@
 """Fused cross-modal attention in Triton: audio attends to lips and lips attend to audio in one launch.
 
+:func:`cross_modal_attention` runs both directions; :func:`cross_modal_attention_one_way` runs one (queries of one
+stream over keys and values of the other) and launches only that direction's programs, forward and backward.
+
 Axes: B batch, H heads, La audio tokens, Lv lip tokens, Dh head dim; Lq / Lk the query / key stream of one
 direction. The function is that of :mod:`.reference` (read its docstring): per-sample lengths, an optional
 time window in seconds, an optional per-head distance bias ``-slopes[h] * |t_q - t_k|``.
@@ -17,6 +20,10 @@ How the kernels work
   blocks that see it, using the transposed window bounds). Each covers both directions in one launch; no
   atomics, so gradients are deterministic.
 
+One direction runs the same kernels with the query stream in the audio slots and the key stream in the lip slots,
+on a grid of the audio-query programs only (forward, delta, dq) and of the lip-key programs only (dk/dv); the
+other slots are never read.
+
 Layouts: q, k, v of one stream must share strides with unit stride on Dh (else they are made contiguous).
 Outputs and gradients are allocated as ``(B, L, H, Dh)`` memory seen as ``(B, H, L, Dh)``, so merging heads
 back to ``(B, L, H * Dh)`` is a free view.
@@ -32,7 +39,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .reference import check_inputs, cross_modal_attention_reference, window_bounds
+from .reference import (check_inputs, check_one_way_inputs, cross_modal_attention_one_way_reference,
+                        cross_modal_attention_reference, window_bounds)
 
 LOG2E = 1.4426950408889634
 
@@ -529,26 +537,35 @@ def _block_d(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
 
 
-def _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes, rate_a, rate_v, window, scale):
-    """Launch the forward kernel: returns ``out_a, out_v, lse_a, lse_v, win_a, win_v``."""
+def _output_strides(B: int, H: int, L: int, Dh: int) -> tuple[int, int, int]:
+    """Strides (batch, head, token) of :func:`_new_output`'s layout for a (B, H, L, Dh) tensor."""
+    return L * H * Dh, Dh, H * Dh
+
+
+def _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes, rate_a, rate_v, window, scale, both=True):
+    """Launch the forward kernel: returns ``out_a, out_v, lse_a, lse_v, win_a, win_v``.
+
+    ``both=False``: only audio queries over lip keys (``k_a, v_a, q_v`` may be None; ``out_v, lse_v`` are None).
+    """
     B, H, La, Dh = q_a.shape
-    Lv = q_v.shape[2]
+    Lv = k_v.shape[2]
     cfg = _config(q_a)
     block_m, block_n, warps, stages = cfg["fwd"]
-    out_a, out_v = _new_output(q_a), _new_output(q_v)
+    out_a = _new_output(q_a)
+    out_v = _new_output(k_v) if both else None
     lse_a = _empty((B, H, La), torch.float32, q_a.device)
-    lse_v = _empty((B, H, Lv), torch.float32, q_a.device)
+    lse_v = _empty((B, H, Lv), torch.float32, q_a.device) if both else None
     if window is None:
         win_a = win_v = len_a  # never read
     else:
         win_a = _bounds(La, Lv, rate_a, rate_v, window, q_a.device)  # lip keys per audio query
         win_v = _bounds(Lv, La, rate_v, rate_a, window, q_a.device)  # audio keys per lip query
-    grid = (triton.cdiv(La, block_m) + triton.cdiv(Lv, block_m), B * H)
-    _cross_attn_fwd_kernel[grid](
-        out_a, out_v, lse_a, lse_v,
-        q_a, k_a, v_a, q_v, k_v, v_v,
+    n_prog = triton.cdiv(La, block_m) + (triton.cdiv(Lv, block_m) if both else 0)
+    _cross_attn_fwd_kernel[(n_prog, B * H)](
+        out_a, _or(out_v, out_a), lse_a, _or(lse_v, lse_a),
+        q_a, _or(k_a, q_a), _or(v_a, q_a), _or(q_v, k_v), k_v, v_v,
         len_a, len_v, slopes if slopes is not None else len_a, win_a, win_v,
-        *_strides(out_a), *_strides(out_v), *_strides(q_a), *_strides(q_v),
+        *_strides(out_a), *_output_strides(B, H, Lv, Dh), *_strides(q_a), *_strides(k_v),
         H, La, Lv, scale * LOG2E, float(rate_a), float(rate_v), LOG2E / (rate_a * rate_v),
         HAS_WINDOW=window is not None, HAS_BIAS=slopes is not None, HEAD_DIM=Dh, BLOCK_M=block_m,
         BLOCK_N=block_n, BLOCK_D=_block_d(Dh), DOT_PREC=_dot_precision(q_a.dtype),
@@ -557,33 +574,48 @@ def _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes, rate_a, rate_v,
     return out_a, out_v, lse_a, lse_v, win_a, win_v
 
 
+def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
+    """``t``, or for a slot of the direction that does not run, a tensor the kernel never reads or writes."""
+    return placeholder if t is None else t
+
+
 def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v, slopes,
-              rate_a, rate_v, window, scale, win_a, win_v):
-    """Launch the three backward kernels: returns ``dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes``."""
+              rate_a, rate_v, window, scale, win_a, win_v, both=True):
+    """Launch the three backward kernels: returns ``dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes``.
+
+    ``both=False``: only audio queries over lip keys (the lip->audio arguments may be None); returns None for
+    ``dk_a, dv_a, dq_v``.
+    """
     B, H, La, Dh = q_a.shape
-    Lv = q_v.shape[2]
+    Lv = k_v.shape[2]
     dev = q_a.device
     cfg = _config(q_a)
-    do_a, do_v = _as_output_layout(do_a), _as_output_layout(do_v)
+    do_a = _as_output_layout(do_a)
+    do_v = _as_output_layout(do_v) if both else None
     has_window, has_bias = window is not None, slopes is not None
     common = dict(HEAD_DIM=Dh, BLOCK_D=_block_d(Dh))
-    strides = (*_strides(out_a), *_strides(out_v), *_strides(q_a), *_strides(q_v))
+    strides = (*_strides(out_a), *_output_strides(B, H, Lv, Dh), *_strides(q_a), *_strides(k_v))
     slopes_arg = slopes if has_bias else len_a
     bias_scale = LOG2E / (rate_a * rate_v)
+    # the lip->audio slots of a one-way call: placeholders the kernels never read or write
+    k_a, v_a, q_v = _or(k_a, q_a), _or(v_a, q_a), _or(q_v, k_v)
+    out_v, do_v, lse_v = _or(out_v, out_a), _or(do_v, do_a), _or(lse_v, lse_a)
 
     block, warps = cfg["delta"]
     delta_a = _empty((B, H, La), torch.float32, dev)
-    delta_v = _empty((B, H, Lv), torch.float32, dev)
-    _cross_attn_bwd_delta_kernel[(triton.cdiv(La, block) + triton.cdiv(Lv, block), B * H)](
-        delta_a, delta_v, out_a, out_v, do_a, do_v, *_strides(out_a), *_strides(out_v), H, La, Lv,
+    delta_v = _empty((B, H, Lv), torch.float32, dev) if both else delta_a
+    n_prog = triton.cdiv(La, block) + (triton.cdiv(Lv, block) if both else 0)
+    _cross_attn_bwd_delta_kernel[(n_prog, B * H)](
+        delta_a, delta_v, out_a, out_v, do_a, do_v, *strides[:6], H, La, Lv,
         BLOCK_M=block, num_warps=warps, **common)
 
     block_m, block_n, warps, stages = cfg["dq"]
-    n_prog = triton.cdiv(La, block_m) + triton.cdiv(Lv, block_m)
-    dq_a, dq_v = _new_output(q_a), _new_output(q_v)
+    n_prog = triton.cdiv(La, block_m) + (triton.cdiv(Lv, block_m) if both else 0)
+    dq_a = _new_output(q_a)
+    dq_v = _new_output(q_v) if both else None
     dslope_part = _empty((B, H, n_prog), torch.float32, dev) if has_bias else lse_a
     _cross_attn_bwd_dq_kernel[(n_prog, B * H)](
-        dq_a, dq_v, dslope_part,
+        dq_a, _or(dq_v, dq_a), dslope_part,
         q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
         len_a, len_v, slopes_arg, win_a, win_v, *strides,
         H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale, -1.0 / (rate_a * rate_v),
@@ -591,11 +623,13 @@ def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse
         DOT_PREC=_dot_precision(q_a.dtype), num_warps=warps, num_stages=stages, **common)
 
     block_m, block_n, warps, stages = cfg["dkdv"]
-    dk_a, dv_a, dk_v, dv_v = _new_output(q_a), _new_output(q_a), _new_output(q_v), _new_output(q_v)
+    dk_v, dv_v = _new_output(k_v), _new_output(k_v)
+    dk_a, dv_a = (_new_output(q_a), _new_output(q_a)) if both else (None, None)
     # the window relation is symmetric: the lip queries of an audio key are the lip keys of that audio query
     wint_a, wint_v = win_a, win_v
-    _cross_attn_bwd_dkdv_kernel[(triton.cdiv(Lv, block_n) + triton.cdiv(La, block_n), B * H)](
-        dk_a, dv_a, dk_v, dv_v,
+    n_prog = triton.cdiv(Lv, block_n) + (triton.cdiv(La, block_n) if both else 0)
+    _cross_attn_bwd_dkdv_kernel[(n_prog, B * H)](
+        _or(dk_a, dk_v), _or(dv_a, dv_v), dk_v, dv_v,
         q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
         len_a, len_v, slopes_arg, wint_a, wint_v, *strides,
         H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale,
@@ -643,9 +677,40 @@ class CrossModalAttentionFunction(torch.autograd.Function):
         return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, None, None, dslopes, None, None, None, None
 
 
-def _check_scalars(rate_a: float, rate_v: float, window: float | None) -> None:
+class OneWayAttentionFunction(torch.autograd.Function):
+    """Autograd of one direction: queries ``q`` over keys ``k`` and values ``v`` of the other stream, run as the
+    audio->lip half of the fused kernels (q in the audio slots, k and v in the lip slots)."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, slopes: Tensor | None,
+                rate_q: float, rate_k: float, window: float | None, scale: float) -> Tensor:
+        q = q if q.stride(-1) == 1 else q.contiguous()
+        k, v, _ = _stream_layout(k, v, v)
+        len_q, len_k = len_q.contiguous(), len_k.contiguous()
+        slopes_f = None if slopes is None else slopes.detach().to(torch.float32).contiguous()
+        out, _, lse, _, win_q, win_k = _forward(q, None, None, None, k, v, len_q, len_k, slopes_f, rate_q, rate_k,
+                                                window, scale, False)
+        ctx.save_for_backward(q, k, v, out, lse, len_q, len_k, slopes_f if slopes_f is not None else len_q)
+        ctx.has_bias = slopes is not None
+        ctx.slopes_dtype = None if slopes is None else slopes.dtype
+        ctx.args = (rate_q, rate_k, window, scale, win_q, win_k)
+        return out
+
+    @staticmethod
+    def backward(ctx, do: Tensor):
+        q, k, v, out, lse, len_q, len_k, slopes = ctx.saved_tensors
+        rate_q, rate_k, window, scale, win_q, win_k = ctx.args
+        dq, _, _, _, dk, dv, dslopes = _backward(
+            do, None, q, None, None, None, k, v, out, None, lse, None, len_q, len_k,
+            slopes if ctx.has_bias else None, rate_q, rate_k, window, scale, win_q, win_k, False)
+        if dslopes is not None:
+            dslopes = dslopes.to(ctx.slopes_dtype)
+        return dq, dk, dv, None, None, dslopes, None, None, None, None
+
+
+def _check_scalars(rate_a: float, rate_v: float, window: float | None, names: str = "rate_a, rate_v") -> None:
     if not (rate_a > 0 and rate_v > 0):
-        raise ValueError(f"rates must be positive (Hz); got rate_a={rate_a}, rate_v={rate_v}")
+        raise ValueError(f"rates must be positive (Hz); got {names} = {rate_a}, {rate_v}")
     if window is not None and not window >= 0:
         raise ValueError(f"window must be None or >= 0 seconds; got {window}")
 
@@ -679,13 +744,38 @@ def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_
     if not uses_triton(q_a):
         return cross_modal_attention_reference(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes=slopes,
                                                scale=scale, **kw)
-    if q_a.shape[-1] > 256:
-        raise ValueError(f"the Triton kernel supports head dims up to 256; got {q_a.shape[-1]}")
-    devices = {t.device for t in (q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v)}
-    if slopes is not None:
-        devices.add(slopes.device)
-    if len(devices) != 1:
-        raise ValueError(f"all tensors must be on one device; got {sorted(map(str, devices))}")
+    _check_triton(q_a.shape[-1], (q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes))
     scale = 1.0 / math.sqrt(q_a.shape[-1]) if scale is None else float(scale)
     return CrossModalAttentionFunction.apply(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes,
                                              kw["rate_a"], kw["rate_v"], kw["window"], scale)
+
+
+def cross_modal_attention_one_way(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, *,
+                                  rate_q: float = 25.0, rate_k: float = 25.0, window: float | None = None,
+                                  slopes: Tensor | None = None, scale: float | None = None) -> Tensor:
+    """One direction of :func:`cross_modal_attention`: queries ``q (B, H, Lq, Dh)`` of one stream attend to keys
+    ``k`` and values ``v (B, H, Lk, Dh)`` of the other; ``len_q, len_k (B,)``, ``rate_q, rate_k`` their lengths
+    and rates. Returns ``out (B, H, Lq, Dh)``: ``cross_modal_attention(...)[0]`` is
+    ``cross_modal_attention_one_way(q_a, k_v, v_v, len_a, len_v, rate_q=rate_a, rate_k=rate_v, ...)``.
+
+    Only that direction is computed (forward and backward), on the same backends as
+    :func:`cross_modal_attention`; see :func:`.reference.cross_modal_attention_one_way_reference`.
+    """
+    check_one_way_inputs(q, k, v, len_q, len_k, slopes)
+    _check_scalars(rate_q, rate_k, window, "rate_q, rate_k")
+    kw = dict(rate_q=float(rate_q), rate_k=float(rate_k), window=None if window is None else float(window))
+    if not uses_triton(q):
+        return cross_modal_attention_one_way_reference(q, k, v, len_q, len_k, slopes=slopes, scale=scale, **kw)
+    _check_triton(q.shape[-1], (q, k, v, len_q, len_k, slopes))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return OneWayAttentionFunction.apply(q, k, v, len_q, len_k, slopes, kw["rate_q"], kw["rate_k"], kw["window"],
+                                         scale)
+
+
+def _check_triton(head_dim: int, tensors: tuple[Tensor | None, ...]) -> None:
+    """What the Triton path needs beyond :func:`.reference.check_inputs`: a head dim it supports, one device."""
+    if head_dim > 256:
+        raise ValueError(f"the Triton kernel supports head dims up to 256; got {head_dim}")
+    devices = {t.device for t in tensors if t is not None}
+    if len(devices) != 1:
+        raise ValueError(f"all tensors must be on one device; got {sorted(map(str, devices))}")

@@ -3,7 +3,7 @@
 Axes: B batch, H heads, La audio tokens, Lv lip tokens, Dh head dim. Token ``i`` of a stream sampled at
 ``rate`` Hz sits at time ``i / rate`` seconds (frame start).
 
-Two directions share one call:
+Two directions share one call (:func:`cross_modal_attention_one_way_reference` is either one alone):
 
     out_a = softmax(q_a k_v^T * scale + bias) v_v   audio queries attend to lip keys
     out_v = softmax(q_v k_a^T * scale + bias) v_a   lip queries attend to audio keys
@@ -129,6 +129,39 @@ def check_inputs(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor
     dtypes = {t.dtype for t in (q_a, k_a, v_a, q_v, k_v, v_v)}
     if len(dtypes) != 1:
         raise ValueError(f"q/k/v of both streams must share one dtype; got {sorted(map(str, dtypes))}")
+
+
+def check_one_way_inputs(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor,
+                         slopes: Tensor | None) -> None:
+    """:func:`check_inputs` for one direction: queries ``q (B, H, Lq, Dh)``, keys and values ``(B, H, Lk, Dh)``."""
+    shapes = dict(q=q.shape, k=k.shape, v=v.shape)
+    if any(len(s) != 4 for s in shapes.values()):
+        raise ValueError(f"q/k/v must be (B, H, L, Dh); got {shapes}")
+    if not (k.shape == v.shape and q.shape[:2] == k.shape[:2] and q.shape[3] == k.shape[3]):
+        raise ValueError(f"q must be (B, H, Lq, Dh) and k, v (B, H, Lk, Dh); got {shapes}")
+    B, H = q.shape[:2]
+    if tuple(len_q.shape) != (B,) or tuple(len_k.shape) != (B,):
+        raise ValueError(f"len_q and len_k must be ({B},); got {tuple(len_q.shape)} and {tuple(len_k.shape)}")
+    if len_q.is_floating_point() or len_k.is_floating_point():
+        raise ValueError(f"len_q and len_k must be integer tensors; got {len_q.dtype} and {len_k.dtype}")
+    if slopes is not None and tuple(slopes.shape) != (H,):
+        raise ValueError(f"slopes must be ({H},) (one per head); got {tuple(slopes.shape)}")
+    dtypes = {t.dtype for t in (q, k, v)}
+    if len(dtypes) != 1:
+        raise ValueError(f"q/k/v must share one dtype; got {sorted(map(str, dtypes))}")
+
+
+def cross_modal_attention_one_way_reference(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, *,
+                                            rate_q: float = 25.0, rate_k: float = 25.0,
+                                            window: float | None = None, slopes: Tensor | None = None,
+                                            scale: float | None = None) -> Tensor:
+    """One direction, materialized: queries ``q (B, H, Lq, Dh)`` attend to keys ``k`` and values
+    ``v (B, H, Lk, Dh)`` of the other stream; ``len_q, len_k (B,)`` and ``rate_q, rate_k`` are theirs, the other
+    arguments those of :func:`cross_modal_attention_reference`, whose ``out_a`` is this with
+    ``(q_a, k_v, v_v, len_a, len_v, rate_a, rate_v)``. Returns ``out (B, H, Lq, Dh)``."""
+    check_one_way_inputs(q, k, v, len_q, len_k, slopes)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return _one_direction(q, k, v, len_q, len_k, rate_q, rate_k, window, slopes, scale)
 
 
 def cross_modal_attention_reference(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor,

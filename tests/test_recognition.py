@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from avspeech.errors import InputError
-from avspeech.recognition.decode import (Lexicon, collapse, ctc_logprob, exhaustive_search, forced_align, greedy,
-                                         joint_rescore, prefix_beam_search, word_timestamps)
+from avspeech.recognition.decode import (Lexicon, forced_align, greedy, joint_rescore, prefix_beam_search,
+                                         word_timestamps)
 from avspeech.recognition.metrics import cer, corpus_rates, error_counts, wer
 from avspeech.recognition.model import AVRecognizer, RecognizerConfig
 from avspeech.recognition.tokenizer import (CharTokenizer, SentencePieceTokenizer, normalise_text,
                                             tokenizer_from_dict)
+from ctc_oracles import collapse, ctc_logprob, exhaustive_search
 from data_helpers import assert_same_run, make_manifest
 
 SENTENCES = ["place red at f two now", "bin blue in n two again", "lay green by a one soon",

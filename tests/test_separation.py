@@ -1,5 +1,6 @@
 """Separation: SI-SDR against closed forms and an independent library, mixtures, the model's padding contract,
 chunked inference, exact resume of fine-tuning, and the command line on bad input."""
+import copy
 import subprocess
 
 import numpy as np
@@ -165,6 +166,39 @@ def test_precomputed_lip_features_stand_in_for_lips():
         with pytest.raises(ValueError, match="do not match"):
             model(mix, None, audio, lengths, lip_features=torch.zeros(2, t + 1, model.cfg.encoder.dim))
     torch.testing.assert_close(given, direct)
+
+
+def test_separator_attention_runs_one_direction_with_the_two_way_result():
+    """The STFT frames read the lips through the one-direction entry point (the layer's two-way forward is never
+    called), and the separator's output and gradients are those of the two-way layer with its lip->STFT half
+    dropped (float64; av mode, and audio mode where the lips have length 0)."""
+    from avspeech.model.cross_attention import CrossModalAttention
+
+    for mode in ("av", "audio"):
+        torch.manual_seed(2)
+        model = AVSeparator(SeparatorConfig(mode=mode, hidden=16, lstm_layers=1)).double().train()
+        old = copy.deepcopy(model)
+        old.attn.forward_audio = lambda x_a, x_v, la, lv: CrossModalAttention.forward(old.attn, x_a, x_v, la, lv)[0]
+
+        def two_way(*args):
+            raise AssertionError("the separator ran both directions")
+
+        model.attn.forward = two_way
+        t, lengths = 8, torch.tensor([8, 5])
+        g = torch.Generator().manual_seed(0)
+        mix = 0.1 * torch.randn(2, t * 640, generator=g, dtype=torch.float64)
+        lips = torch.randn(2, 1, t, 88, 88, generator=g, dtype=torch.float64)
+        audio = torch.randn(2, t, 104, generator=g, dtype=torch.float64)
+        outs = []
+        for m in (model, old):
+            y = m(mix, lips, audio, lengths)
+            (y * torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y)).sum().backward()
+            outs.append((y.detach(), {n: p.grad for n, p in m.named_parameters()}))
+        torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
+        assert {n for n, g_ in outs[0][1].items() if g_ is None} == {n for n, g_ in outs[1][1].items() if g_ is None}
+        for n, g_ in outs[0][1].items():
+            if g_ is not None:
+                torch.testing.assert_close(g_, outs[1][1][n], rtol=1e-9, atol=1e-12, msg=n)
 
 
 def test_widened_lstm_keeps_the_output_and_trains_its_new_units():

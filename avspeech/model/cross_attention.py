@@ -1,18 +1,21 @@
-"""Cross-modal attention layer: audio tokens attend to lip tokens and lip tokens attend to audio tokens.
+"""Cross-modal attention layer: audio tokens attend to lip tokens and lip tokens attend to audio tokens
+(``forward``), or only the first (``forward_audio``, which computes nothing of the other direction).
 
 Axes: B batch, La audio tokens, Lv lip tokens, D model dim, H heads, Dh = D / H.
 
-The attention itself is :func:`avspeech.kernels.cross_modal_attention` (the fused Triton kernel on CUDA, its
-PyTorch reference on CPU); this module owns the projections, the head split and merge, the learnable
+The attention itself is :func:`avspeech.kernels.cross_modal_attention` (one direction:
+``cross_modal_attention_one_way``; the fused Triton kernel on CUDA, its PyTorch reference on CPU or with
+``AVSPEECH_ATTENTION=reference``); this module owns the projections, the head split and merge, the learnable
 per-head distance slopes and the output projections.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from avspeech.kernels import cross_modal_attention
+from avspeech.kernels import cross_modal_attention, cross_modal_attention_one_way
 
 
 def default_slopes(heads: int, rate: float) -> Tensor:
@@ -36,6 +39,9 @@ class CrossModalAttention(nn.Module):
     ``y_a`` is what the audio tokens read from the lips, ``y_v`` what the lip tokens read from the audio.
     Positions at or beyond their length are 0, and so are tokens with nothing to attend to (length 0 of the
     other stream, or nothing inside the window) before the output projection's bias.
+
+    ``forward_audio(x_a, x_v, len_a, len_v) -> y_a``: ``forward``'s ``y_a`` alone, projecting only the audio
+    queries and the lip keys and values and running only that direction of the kernel.
     """
 
     def __init__(self, dim: int, heads: int, *, rate_a: float = 25.0, rate_v: float = 25.0,
@@ -58,10 +64,13 @@ class CrossModalAttention(nn.Module):
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         return q, k, v
 
-    def forward(self, x_a: Tensor, x_v: Tensor, len_a: Tensor, len_v: Tensor) -> tuple[Tensor, Tensor]:
+    def _check(self, x_a: Tensor, x_v: Tensor) -> None:
         if x_a.shape[-1] != self.dim or x_v.shape[-1] != self.dim or x_a.shape[0] != x_v.shape[0]:
             raise ValueError(f"expected x_a (B, La, {self.dim}) and x_v (B, Lv, {self.dim}); "
                              f"got {tuple(x_a.shape)} and {tuple(x_v.shape)}")
+
+    def forward(self, x_a: Tensor, x_v: Tensor, len_a: Tensor, len_v: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(x_a, x_v)
         q_a, k_a, v_a = self._heads(x_a, self.qkv_a)  # (B, H, La, Dh)
         q_v, k_v, v_v = self._heads(x_v, self.qkv_v)  # (B, H, Lv, Dh)
         o_a, o_v = cross_modal_attention(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, rate_a=self.rate_a,
@@ -73,3 +82,17 @@ class CrossModalAttention(nn.Module):
         keep_a = (torch.arange(x_a.shape[1], device=x_a.device) < len_a[:, None]).unsqueeze(-1)  # (B, La, 1)
         keep_v = (torch.arange(x_v.shape[1], device=x_v.device) < len_v[:, None]).unsqueeze(-1)  # (B, Lv, 1)
         return y_a * keep_a, y_v * keep_v
+
+    def forward_audio(self, x_a: Tensor, x_v: Tensor, len_a: Tensor, len_v: Tensor) -> Tensor:
+        """``forward(...)[0]`` without the lip->audio direction: ``y_a (B, La, D)``."""
+        self._check(x_a, x_v)
+        d = self.dim
+        q_a = F.linear(x_a, self.qkv_a.weight[:d], self.qkv_a.bias[:d])  # (B, La, D): the q rows of qkv_a
+        kv_v = F.linear(x_v, self.qkv_v.weight[d:], self.qkv_v.bias[d:])  # (B, Lv, 2 D): the k, v rows of qkv_v
+        q_a = rearrange(q_a, "b l (h d) -> b h l d", h=self.heads)  # (B, H, La, Dh)
+        k_v, v_v = rearrange(kv_v, "b l (two h d) -> two b h l d", two=2, h=self.heads)  # (B, H, Lv, Dh)
+        o_a = cross_modal_attention_one_way(q_a, k_v, v_v, len_a, len_v, rate_q=self.rate_a, rate_k=self.rate_v,
+                                            window=self.window, slopes=self.slopes)
+        y_a = self.out_a(self.dropout(rearrange(o_a, "b h l d -> b l (h d)")))  # (B, La, D)
+        keep_a = (torch.arange(x_a.shape[1], device=x_a.device) < len_a[:, None]).unsqueeze(-1)  # (B, La, 1)
+        return y_a * keep_a

@@ -1,18 +1,19 @@
-"""Decoding CTC output: greedy, prefix beam search (optionally restricted to a word list), exhaustive search
-(the reference the tests compare against), joint CTC/attention rescoring and word timestamps.
+"""Decoding CTC output: greedy, prefix beam search (optionally restricted to a word list), joint CTC/attention
+rescoring, forced alignment and word timestamps.
 
 All functions take one utterance's CTC log-probabilities ``logp`` (S, V) (id 0 the blank) as a tensor or array.
 
 - :func:`prefix_beam_search`: the CTC prefix beam search (Hannun et al. 2014): a beam of label prefixes, each
   with the log-probability of all paths that collapse to it ending in blank (``pb``) and in its last label
   (``pnb``). With a beam at least as large as the number of prefixes it is exact: it returns the label sequence
-  of maximum total probability (the sum over its paths), as :func:`exhaustive_search` does by enumerating every
-  path. A :class:`Lexicon` limits prefixes to sequences of its words.
+  of maximum total probability (the sum over its paths), as enumerating every path does (the tests' oracle).
+  A :class:`Lexicon` limits prefixes to sequences of its words.
 - :func:`joint_rescore`: the n-best of the beam search rescored by ``ctc_weight x log P_ctc + (1 - ctc_weight) x
   log P_att`` with the attention decoder (joint CTC/attention decoding in the rescoring form, as WeNet's
   "attention rescoring").
-- :func:`forced_align`: the most likely CTC path (Viterbi) for a given label sequence; word timestamps follow
-  from the frames of each word's first and last label.
+- :func:`forced_align`: the most likely CTC path (Viterbi) for a given label sequence, by
+  ``torchaudio.functional.forced_align``; word timestamps follow from the frames of each word's first and last
+  label.
 """
 from __future__ import annotations
 
@@ -142,83 +143,24 @@ def prefix_beam_search(logp, beam: int = 16, lexicon: Lexicon | None = None, nbe
     return final[:nbest]
 
 
-def ctc_logprob(logp, labels: Sequence[int]) -> float:
-    """log P_ctc(labels | x): the forward algorithm over the blank-extended label sequence."""
-    lp = _np(logp)
-    ext = [BLANK]
-    for k in labels:
-        ext += [int(k), BLANK]
-    n = len(ext)
-    alpha = np.full(n, NEG_INF)
-    alpha[0] = lp[0, BLANK]
-    if n > 1:
-        alpha[1] = lp[0, ext[1]]
-    for t in range(1, len(lp)):
-        new = np.full(n, NEG_INF)
-        for i in range(n):
-            a = alpha[i]
-            if i >= 1:
-                a = _logadd(a, alpha[i - 1])
-            if i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2]:
-                a = _logadd(a, alpha[i - 2])
-            new[i] = a + lp[t, ext[i]] if a != NEG_INF else NEG_INF
-        alpha = new
-    return _logadd(alpha[-1], alpha[-2]) if n > 1 else float(alpha[-1])
-
-
-def collapse(path: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(k) for k, _ in itertools.groupby(path) if k != BLANK)
-
-
-def exhaustive_search(logp, lexicon: Lexicon | None = None) -> tuple[list[int], float]:
-    """The label sequence of maximum total CTC probability, by enumerating all V^S paths (tiny inputs only)."""
-    lp = _np(logp)
-    s, v = lp.shape
-    if v ** s > 2_000_000:
-        raise ValueError(f"{v}^{s} paths are too many to enumerate")
-    totals: dict[tuple[int, ...], float] = {}
-    for path in itertools.product(range(v), repeat=s):
-        score = float(lp[np.arange(s), list(path)].sum())
-        key = collapse(path)
-        totals[key] = _logadd(totals.get(key, NEG_INF), score)
-    items = [(k, p) for k, p in totals.items() if lexicon is None or lexicon.allows(k, final=True)]
-    best = max(items, key=lambda kv: kv[1])
-    return list(best[0]), best[1]
-
-
 def forced_align(logp, labels: Sequence[int]) -> list[int]:
-    """The most likely CTC path (S,) for ``labels``; raises ValueError when the frames cannot hold them."""
+    """The most likely CTC path (S,) for ``labels`` (``torchaudio.functional.forced_align``, the Viterbi
+    algorithm); raises ValueError when the frames cannot hold them."""
+    import torch
+    from torchaudio.functional import forced_align as viterbi
+
     lp = _np(logp)
     s = len(lp)
-    ext = [BLANK]
-    for k in labels:
-        ext += [int(k), BLANK]
-    n = len(ext)
-    score = np.full((s, n), NEG_INF)
-    back = np.zeros((s, n), np.int64)
-    score[0, 0] = lp[0, BLANK]
-    if n > 1:
-        score[0, 1] = lp[0, ext[1]]
-    for t in range(1, s):
-        for i in range(n):
-            cands = [(score[t - 1, i], i)]
-            if i >= 1:
-                cands.append((score[t - 1, i - 1], i - 1))
-            if i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2]:
-                cands.append((score[t - 1, i - 2], i - 2))
-            best, arg = max(cands)
-            if best > NEG_INF:
-                score[t, i] = best + lp[t, ext[i]]
-                back[t, i] = arg
-    ends = [n - 1] + ([n - 2] if n > 1 else [])
-    i = max(ends, key=lambda j: score[-1, j])
-    if score[-1, i] == NEG_INF:
+    labels = [int(k) for k in labels]
+    if not labels:
+        return [BLANK] * s
+    repeats = sum(a == b for a, b in zip(labels, labels[1:]))  # each needs a blank between the two
+    if len(labels) + repeats > s:
         raise ValueError(f"{len(labels)} labels do not fit in {s} frames")
-    path = [0] * s
-    for t in range(s - 1, -1, -1):
-        path[t] = ext[i]
-        i = back[t, i]
-    return path
+    path, scores = viterbi(torch.from_numpy(lp)[None], torch.tensor([labels], dtype=torch.int32), blank=BLANK)
+    if not bool(torch.isfinite(scores.sum())):  # every path of the labels crosses a zero probability
+        raise ValueError(f"{len(labels)} labels do not fit in {s} frames")
+    return [int(k) for k in path[0]]
 
 
 def word_timestamps(logp, labels: Sequence[int], tokenizer, frame_seconds: float,

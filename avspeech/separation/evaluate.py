@@ -4,7 +4,9 @@ Every (mixture, target face) is separated at full length and scored against its 
 :func:`~avspeech.separation.metrics.score`; the audio-only baseline's two outputs are assigned to the two speakers
 by the permutation with the higher total SI-SDR (its best case). Writes ``<out>/results.csv`` (one row per
 target, rows written as they come, so an interrupted run resumes), ``<out>/summary.json`` and
-``<out>/summary.md`` (means). ``<out>/scoring.json`` records what the rows score (a hash of the model's weights,
+``<out>/summary.md`` (means). A target whose PESQ or STOI the library refuses (no speech found, too short) is
+logged as a warning naming it, scores NaN there, is left out of that mean, and counted in the summary
+(``pesq_failed``, ``stoi_failed``; None without PESQ/STOI) and in a line of ``summary.md``. ``<out>/scoring.json`` records what the rows score (a hash of the model's weights,
 the mixture list, the manifest, whether PESQ/STOI are on): a run into a folder that holds another model's rows
 starts over instead of mixing them in.
 """
@@ -58,7 +60,8 @@ def estimate(model: AVSeparator, item: dict) -> np.ndarray:
 
 def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str | Path, out: str | Path,
                         perceptual: bool = True, limit: int | None = None) -> dict[str, Any]:
-    """Score ``model`` on every target of ``mixtures``; returns the summary (means and count)."""
+    """Score ``model`` on every target of ``mixtures``; returns the summary (means, the number of targets and of
+    PESQ/STOI failures)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ds = MixtureDataset(manifest, mixtures)
@@ -92,22 +95,36 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
             row = {"id": item_id, "target": m.utt_a if i % 2 == 0 else m.utt_b,
                    "interferer": m.utt_b if i % 2 == 0 else m.utt_a, "gain_db": m.gain_db,
                    **{k: round(v, 4) for k, v in score(est, item["target"].numpy(), item["mixture"].numpy(),
-                                                       perceptual=perceptual).items()}}
+                                                       perceptual=perceptual, utterance=item_id).items()}}
             w.writerow(row)
             f.flush()
             done[item_id] = row
     rows = [done[k] for k in sorted(done)]
-    summary = summarize(rows)
+    summary = summarize(rows, perceptual)
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "summary.md", markdown_table({"model": summary}))
+    md = markdown_table({"model": summary})
+    if perceptual:
+        md += (f"\nPESQ failed on {summary['pesq_failed']} of {summary['targets']} targets, STOI on "
+               f"{summary['stoi_failed']} (left out of the means; the log names them).\n")
+    atomic_write_text(out / "summary.md", md)
     return summary
 
 
-def summarize(rows: Sequence[dict]) -> dict[str, Any]:
+def _number(r: dict, k: str) -> float:
+    """A row's value of metric ``k`` as a float (NaN when empty or missing)."""
+    v = r.get(k)
+    return float("nan") if v in (None, "") else float(v)
+
+
+def summarize(rows: Sequence[dict], perceptual: bool = True) -> dict[str, Any]:
+    """Means over ``rows`` (NaN left out), the number of targets, and with ``perceptual`` the number of targets
+    whose PESQ / STOI failed (``pesq_failed``, ``stoi_failed``; None without)."""
     out: dict[str, Any] = {"targets": len(rows)}
     for k in METRICS:
-        vals = [float(r[k]) for r in rows if r.get(k) not in (None, "") and not math.isnan(float(r[k]))]
+        vals = [v for v in (_number(r, k) for r in rows) if not math.isnan(v)]
         out[k] = round(float(np.mean(vals)), 3) if vals else float("nan")
+    for k in ("pesq", "stoi"):
+        out[f"{k}_failed"] = sum(math.isnan(_number(r, k)) for r in rows) if perceptual else None
     return out
 
 

@@ -7,15 +7,22 @@
   mode ``audio``: permutation-invariant -SI-SDR of two outputs against (target, interferer).
 - :func:`score`: one flat dict per utterance: SI-SDR and SDR of the estimate and of the mixture, their
   improvements (SI-SDRi, SDRi), wide-band PESQ and STOI. SDR is BSS-eval's (``fast_bss_eval``, 512-tap
-  distortion filter), PESQ from ``pesq`` (ITU-T P.862.2), STOI from ``pystoi``.
+  distortion filter), PESQ from ``pesq`` (ITU-T P.862.2), STOI from ``pystoi``. A signal the PESQ or STOI
+  library refuses (no speech found, too short; pystoi's "Returning 1e-5" placeholder counts as a refusal) scores
+  NaN there, and a warning names the utterance and the
+  library's error.
 """
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import numpy as np
 import torch
 from torch import Tensor
+
+log = logging.getLogger(__name__)
 
 SILENCE_FLOOR_DB = -40.0
 
@@ -67,9 +74,10 @@ def _np_si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
 
 
 def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: int = 16000,
-          perceptual: bool = True) -> dict[str, float]:
+          perceptual: bool = True, utterance: str | None = None) -> dict[str, float]:
     """Metrics of one estimate (N,) against its reference (N,), the mixture (N,) as the baseline. PESQ and
-    STOI are NaN when ``perceptual`` is False or the library refuses the signal (e.g. no speech found)."""
+    STOI are NaN when ``perceptual`` is False or the library refuses the signal (e.g. no speech found); a
+    refusal is logged as a warning naming ``utterance`` and the library's error."""
     import fast_bss_eval
 
     est, ref, mixture = (np.asarray(x, np.float64) for x in (est, ref, mixture))
@@ -83,12 +91,22 @@ def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: in
         from pesq import pesq
         from pystoi import stoi
 
+        name = utterance if utterance is not None else "an estimate"
         try:
             out["pesq"] = float(pesq(sample_rate, ref, est, "wb"))
-        except Exception:  # noqa: BLE001 - pesq raises on signals without speech; report NaN
-            pass
+        except Exception as e:  # noqa: BLE001 - any refusal of the library is reported, and scores NaN
+            log.warning("PESQ failed on %s (%d samples): %s: %s; its PESQ is NaN", name, len(ref),
+                        type(e).__name__, e)
         try:
-            out["stoi"] = float(stoi(ref, est, sample_rate, extended=False))
-        except Exception:  # noqa: BLE001
-            pass
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value = float(stoi(ref, est, sample_rate, extended=False))
+            # pystoi's answer when too few frames are left after removing silence is a placeholder, not a score
+            refused = [w for w in caught if "Returning 1e-5" in str(w.message)]
+            if refused:
+                raise RuntimeError(str(refused[0].message))
+            out["stoi"] = value
+        except Exception as e:  # noqa: BLE001
+            log.warning("STOI failed on %s (%d samples): %s: %s; its STOI is NaN", name, len(ref),
+                        type(e).__name__, e)
     return out

@@ -9,7 +9,8 @@ bins (257), D encoder dim, H head width, K outputs.
    norm over frequency, linear -> (B, S, H).
 3. Conditioning: the encoder features projected to H and held for the 4 STFT frames of each video frame; with
    ``lip_attention`` the STFT frames also attend to the encoder features through the cross-modal attention
-   kernel (``avspeech.kernels``, rates 100 and 25 Hz, a window of ``attention_window`` seconds).
+   kernel (``avspeech.kernels``, rates 100 and 25 Hz, a window of ``attention_window`` seconds), in that one
+   direction only (the encoder features do not read the STFT frames).
 4. A bidirectional LSTM over the STFT frames (``lstm_hidden`` units each way) -> a bounded complex mask per
    output (K), applied to the mixture STFT, inverse STFT to N samples.
 
@@ -154,8 +155,7 @@ class AVSeparator(nn.Module):
         x = x + torch.gather(c, 1, src.unsqueeze(-1).expand(-1, -1, c.shape[-1]))  # (B, S, H)
         if self.attn is not None:
             len_v = lengths if self.cfg.mode == "av" else torch.zeros_like(lengths)
-            y, _ = self.attn(self.attn_norm(x), c, len_s, len_v)
-            x = x + y
+            x = x + self.attn.forward_audio(self.attn_norm(x), c, len_s, len_v)  # STFT frames read the lips
         x = x * valid_s.unsqueeze(-1)
         full = bool((lengths == t).all())
         if full:  # no padding: the plain tensor takes the fused (oneDNN on CPU) LSTM, several times faster
