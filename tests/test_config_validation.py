@@ -103,3 +103,51 @@ def test_commands_give_one_line_and_little_memory(tmp_path):
     maxrss_kb = int(next(ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("MAXRSS")))
     assert maxrss_kb < 1024 * 1024, maxrss_kb
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024
+
+
+SEPARATOR_HOSTILE = [
+    ("n_fft", -512, "n_fft"),
+    ("lstm_hidden", 10 ** 9, "lstm_hidden"),
+    ("lstm_hidden", 60000, "parameters"),
+    ("lstm_layers", 100000, "lstm_layers"),
+    ("attention_window", NAN, "attention_window"),
+    ("attention_heads", 0, "attention_heads"),
+    ("lip_attention", 2, "lip_attention"),
+    ("mode", ["av"], "mode"),
+    ("encoder", "tiny", "encoder"),
+]
+
+
+def _separator_folder(path, field, value):
+    from avspeech.separation.model import SeparatorConfig
+
+    cfg = SeparatorConfig(hidden=16, lstm_layers=1).to_dict()
+    cfg[field] = value
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"kind": "separation", "separator": cfg}))
+    (path / "model.safetensors").write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize("field,value,words", SEPARATOR_HOSTILE)
+def test_hostile_separator_config_is_refused_before_building(tmp_path, field, value, words):
+    from avspeech.separation.train import load_separator
+
+    folder = _separator_folder(tmp_path / "ck", field, value)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as e:
+        load_separator(folder)
+    assert time.perf_counter() - t0 < 1.0
+    msg = str(e.value)
+    assert "config.json" in msg and words in msg and "\n" not in msg, msg
+
+
+def test_separate_command_gives_one_line(tmp_path):
+    folder = _separator_folder(tmp_path / "ck", "lstm_hidden", 10 ** 9)
+    clip = tmp_path / "clip.mp4"
+    clip.write_text("not a video")
+    res = subprocess.run([sys.executable, "-m", "avspeech", "separate", str(clip), "--out", str(tmp_path / "o"),
+                          "--checkpoint", str(folder)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and "lstm_hidden" in errors[0] and "config.json" in errors[0], res.stderr[-2000:]

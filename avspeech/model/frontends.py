@@ -7,7 +7,6 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
-from avspeech.timebase import lengths_to_mask  # noqa: F401  (until separation/model.py imports it from timebase)
 
 
 def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avspeech.timebase import SAMPLE_RATE
+
 log = logging.getLogger(__name__)
 
 SILENCE_FLOOR_DB = -40.0
@@ -73,7 +75,7 @@ def _np_si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
                         torch.from_numpy(ref.astype(np.float64))[None])[0])
 
 
-def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: int = 16000,
+def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: int = SAMPLE_RATE,
           perceptual: bool = True, utterance: str | None = None) -> dict[str, float]:
     """Metrics of one estimate (N,) against its reference (N,), the mixture (N,) as the baseline. PESQ and
     STOI are NaN when ``perceptual`` is False or the library refuses the signal (e.g. no speech found); a

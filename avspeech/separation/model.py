@@ -32,9 +32,8 @@ from torch import Tensor, nn
 from avspeech.model.config import EncoderConfig, preset
 from avspeech.model.cross_attention import CrossModalAttention
 from avspeech.model.encoder import AVEncoder
-from avspeech.model.frontends import lengths_to_mask
+from avspeech.timebase import SAMPLES_PER_FRAME, lengths_to_mask
 
-SAMPLES_PER_FRAME = 640
 HOP = 160
 STFT_PER_FRAME = SAMPLES_PER_FRAME // HOP  # 4
 
@@ -54,12 +53,27 @@ class SeparatorConfig:
     mask_bound: float = 2.0  # |real|, |imag| of the complex mask stay below this
 
     def __post_init__(self) -> None:
-        if self.mode not in ("av", "audio"):
-            raise ValueError(f"mode must be 'av' or 'audio', got {self.mode!r}")
-        if self.hidden % self.attention_heads:
-            raise ValueError(f"hidden {self.hidden} must be divisible by attention_heads {self.attention_heads}")
-        if self.lstm_hidden is not None and self.lstm_hidden < 1:
-            raise ValueError(f"lstm_hidden must be positive, got {self.lstm_hidden}")
+        from avspeech.model import validate as v
+
+        if not isinstance(self.encoder, EncoderConfig):
+            raise ValueError(f"encoder must be an encoder config, got {type(self.encoder).__name__}")
+        v.choice("mode", self.mode, ("av", "audio"))
+        v.positive_int("n_fft", self.n_fft, minimum=HOP, maximum=8192)
+        v.positive_int("win", self.win, maximum=self.n_fft if isinstance(self.n_fft, int) else 8192)
+        v.positive_int("hidden", self.hidden)
+        v.positive_int("lstm_layers", self.lstm_layers, maximum=v.MAX_LAYERS)
+        if self.lstm_hidden is not None:
+            v.positive_int("lstm_hidden", self.lstm_hidden)
+        if not isinstance(self.lip_attention, bool):
+            raise ValueError(f"lip_attention must be true or false, got {self.lip_attention!r}")
+        v.finite_float("attention_window", self.attention_window, minimum=0.0, maximum=3600.0, open_minimum=True)
+        v.positive_int("attention_heads", self.attention_heads, maximum=self.hidden)
+        v.finite_float("mask_bound", self.mask_bound, minimum=0.0, maximum=1e6, open_minimum=True)
+        v.divisible("hidden", self.hidden, "attention_heads", self.attention_heads)
+        bins, width = self.n_fft // 2 + 1, self.lstm_width
+        lstm = self.lstm_layers * 2 * 4 * width * (max(width * 2, self.hidden) + width + 2)
+        head = 4 * bins * self.hidden + 2 * self.hidden * self.hidden + 2 * width * 4 * bins
+        v.within_budget("separator", v.encoder_parameters(self.encoder) + lstm + head)
 
     @property
     def lstm_width(self) -> int:
@@ -76,6 +90,8 @@ class SeparatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SeparatorConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"the separator config must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
