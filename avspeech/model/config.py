@@ -6,6 +6,31 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready values (tuples as lists, nested configs as objects)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(asdict(cfg))
+
+
+def config_from_dict(cls: Any, d: Any, what: str) -> Any:
+    """The config dataclass ``cls`` from its JSON object ``d``: unknown keys refused, lists of tuple fields made
+    tuples, a nested ``encoder`` object made an :class:`EncoderConfig`; the dataclass checks the values."""
+    if not isinstance(d, dict):
+        raise ValueError(f"the {what} config must be a JSON object, got {type(d).__name__}")
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    if "encoder" in d and cls is not EncoderConfig:
+        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+    return cls(**d)
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     dim: int = 768  # D
@@ -44,17 +69,11 @@ class EncoderConfig:
         v.within_budget("encoder", v.encoder_parameters(self))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EncoderConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"the encoder config must be a JSON object, got {type(d).__name__}")
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return config_from_dict(cls, d, "encoder")
 
     def with_(self, **changes) -> "EncoderConfig":
         return replace(self, **changes)

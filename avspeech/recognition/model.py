@@ -15,13 +15,13 @@ Axes: B batch, T encoder frames (25 Hz), S = ``upsample`` x T CTC frames, U toke
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from avspeech.model.config import EncoderConfig, preset
+from avspeech.model.config import EncoderConfig, config_from_dict, config_to_dict, preset
 from avspeech.model.encoder import AVEncoder
 from avspeech.recognition.tokenizer import BLANK, CharTokenizer, Tokenizer, tokenizer_from_dict
 from avspeech.timebase import lengths_to_mask
@@ -70,21 +70,11 @@ class RecognizerConfig:
         return tokenizer_from_dict(self.tokenizer)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["encoder"] = self.encoder.to_dict()
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecognizerConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"the recognizer config must be a JSON object, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown recognizer config keys: {sorted(unknown)}")
-        d = dict(d)
-        if "encoder" in d:
-            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        return cls(**d)
+        return config_from_dict(cls, d, "recognizer")
 
 
 class CTCHead(nn.Module):

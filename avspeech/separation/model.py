@@ -23,13 +23,13 @@ absent, so nothing says which speaker is wanted; it has two outputs trained with
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from avspeech.model.config import EncoderConfig, preset
+from avspeech.model.config import EncoderConfig, config_from_dict, config_to_dict, preset
 from avspeech.model.cross_attention import CrossModalAttention
 from avspeech.model.encoder import AVEncoder
 from avspeech.timebase import SAMPLES_PER_FRAME, lengths_to_mask
@@ -84,22 +84,11 @@ class SeparatorConfig:
         return 1 if self.mode == "av" else 2
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["encoder"] = self.encoder.to_dict()
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SeparatorConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"the separator config must be a JSON object, got {type(d).__name__}")
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown separator config keys: {sorted(unknown)}")
-        d = dict(d)
-        if "encoder" in d:
-            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        return cls(**d)
+        return config_from_dict(cls, d, "separator")
 
 
 class AVSeparator(nn.Module):
