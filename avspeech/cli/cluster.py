@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "make k-means cluster targets (MFCC, or a checkpoint's layer features) for pretraining"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="manifest TSV (avspeech preprocess output, or AV-HuBERT's)")

@@ -13,8 +13,6 @@ import argparse
 import os
 from pathlib import Path
 
-HELP = "run the main job end to end on the built-in synthetic default"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="avspeech_demo", help="output folder (default ./avspeech_demo)")
