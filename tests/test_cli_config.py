@@ -171,3 +171,41 @@ def test_builder_refuses_fields_it_cannot_express():
     with pytest.raises(TypeError, match="one element type"):
         add_config_arguments(argparse.ArgumentParser(), Mixed)
     add_config_arguments(argparse.ArgumentParser(), NoHelp, helps={"x": "given here"})
+
+
+def _recorded(out) -> dict:
+    import json
+
+    return json.loads((out / "config.json").read_text())["train"]
+
+
+def test_finetune_commands_train_with_the_given_options(tmp_path, capsys):
+    """One step of each head through the command: the run records the options as given and the rest as the
+    dataclass defaults (read from the fields, not from the parser)."""
+    from avspeech.recognition.data import write_transcripts
+    from data_helpers import make_manifest
+
+    manifest = make_manifest(tmp_path / "data", lengths=(22, 26, 20, 24))
+    write_transcripts(manifest.with_suffix(".wrd"), ["one two", "three four", "five", "six seven"])
+    sep = tmp_path / "sep"
+    assert main(["finetune", "separation", "--manifest", str(manifest), "--out", str(sep), "--steps", "1",
+                 "--warmup", "1", "--batch-size", "2", "--crop-frames", "10", "--hidden", "16", "--num-mixtures",
+                 "4", "--no-lip-attention", "--log-every", "1"]) == 0
+    got = _recorded(sep)
+    assert (got["steps"], got["batch_size"], got["crop_frames"], got["hidden"], got["lip_attention"]) == \
+        (1, 2, 10, 16, False)
+    assert got["mixtures"] == str(sep / "mixtures.tsv") and len((sep / "mixtures.tsv").read_text().split("\n")) > 4
+    defaults = _field_defaults(SeparationTrainConfig)
+    for name in ("lr", "weight_decay", "silent_prob", "clip", "mode", "seed"):
+        assert got[name] == defaults[name], name
+    rec = tmp_path / "rec"
+    assert main(["finetune", "recognition", "--manifest", str(manifest), "--out", str(rec), "--steps", "1",
+                 "--warmup", "1", "--batch-size", "2", "--decoder-layers", "1", "--noise-probs", "1", "0", "0",
+                 "--freq-warp", "0", "--log-every", "1"]) == 0
+    got = _recorded(rec)
+    assert (got["steps"], got["decoder_layers"], got["noise_probs"], got["freq_warp"]) == (1, 1, [1.0, 0.0, 0.0], 0.0)
+    assert got["labels"] == str(manifest.with_suffix(".wrd"))
+    defaults = _field_defaults(RecognitionTrainConfig)
+    for name in ("lr", "ctc_weight", "p_av", "p_audio", "snr_range", "tokenizer"):
+        assert got[name] == (list(defaults[name]) if isinstance(defaults[name], tuple) else defaults[name]), name
+    assert "done: step 1" in capsys.readouterr().out
