@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give both --manifest and --labels, or neither (the built-in synthetic default)")
     manifest, labels = args.manifest, args.labels
     if manifest is None:
-        from avspeech.pretrain.default import prepare_default_data
+        from avspeech.synth.splits import prepare_default_data
 
         manifest, labels = prepare_default_data(Path(args.out) / "data", clips=args.clips,
                                                 clusters=args.clusters, seed=args.seed)

@@ -20,7 +20,8 @@ BUILTIN_CLIPS = {"finetune": 300, "evaluate": 60}  # synthetic clips of the buil
 
 def _data(args: argparse.Namespace, out: Path, verb: str) -> tuple[Path, Path]:
     """The manifest and transcripts of the run: the given ones, or made (and said so)."""
-    from avspeech.recognition.data import default_labels_path, write_synthetic_labels
+    from avspeech.data.layout import default_labels_path
+    from avspeech.synth.splits import write_synthetic_labels
 
     manifest = Path(args.manifest) if args.manifest else None
     if manifest is None:
