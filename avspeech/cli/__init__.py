@@ -1,8 +1,10 @@
 """The ``avspeech`` command: a thin layer over library functions.
 
-Each subcommand is a module of this package exposing ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``. Modules are imported only when their command runs (or its ``--help`` is asked for), so
-``avspeech --help`` stays fast and a heavy dependency of one command never slows down another.
+Each subcommand is a module of this package exposing ``add_arguments(parser)`` and ``run(args) -> int``; its
+one-line summary lives in ``COMMANDS`` below. Modules are imported only when their command runs (or its
+``--help`` is asked for), so ``avspeech --help`` stays fast and a heavy dependency of one command never slows
+down another. Options that are settings of a stage are built from its config dataclass (``config_args``), so
+each default lives in one place: the dataclass.
 """
 from __future__ import annotations
 

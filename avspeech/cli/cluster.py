@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "make k-means cluster targets (MFCC, or a checkpoint's layer features) for pretraining"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="manifest TSV (avspeech preprocess output, or AV-HuBERT's)")
@@ -22,9 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from avspeech.data.manifest import read_manifest, write_labels
     from avspeech.io.atomic import atomic_write_json
-    from avspeech.pretrain import cluster as cl
-
     from avspeech.batch import report_failures
+    from avspeech.pretrain import cluster as cl
+    from avspeech.synth.splits import synthetic_phones
 
     utts = read_manifest(args.manifest)
     failures: list = []
@@ -44,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"source": source, "clusters": args.clusters, "utterances": len(utts),
               "without_features": sum(f is None for f in feats),
               "failures": [{"utterance": f.item, "cause": f.cause} for f in failures]}
-    phones = cl.synthetic_phones(args.manifest, utts)
+    phones = synthetic_phones(args.manifest, utts)
     if phones is not None:
         report.update(cl.purity(labels, phones))
     atomic_write_json(Path(str(args.out) + ".json"), report)

@@ -13,8 +13,6 @@ import argparse
 import os
 from pathlib import Path
 
-HELP = "run the main job end to end on the built-in synthetic default"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="avspeech_demo", help="output folder (default ./avspeech_demo)")
@@ -70,7 +68,7 @@ def _pretrain(args: argparse.Namespace, out: Path, stages: int) -> None:
     import json
 
     from avspeech.plots import training_curves
-    from avspeech.pretrain.default import prepare_default_data
+    from avspeech.synth.splits import prepare_default_data
     from avspeech.pretrain.train import TrainConfig, train
 
     print(f"[3/{stages}] pretraining a tiny encoder: {args.pretrain_clips} single-speaker clips -> preprocess -> "

@@ -5,8 +5,6 @@ import argparse
 
 from avspeech.cli.finetune import add_task_parsers
 
-HELP = "evaluate a head: separation (SI-SDRi, SDRi, PESQ, STOI), recognition (WER, CER)"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task_parsers(p, "evaluate")

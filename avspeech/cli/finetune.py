@@ -1,18 +1,16 @@
 """``avspeech finetune TASK``: train a head (separation, recognition) on top of the audio-visual encoder.
 
-Each task lives in its own package and exposes ``add_finetune_arguments(parser)`` and ``run_finetune(args)``
-from a light ``commands`` module (heavy imports happen inside ``run_finetune``).
+Each task's commands live in a module of this package exposing ``add_{verb}_arguments(parser)`` and
+``run_{verb}(args)`` for ``verb`` in ``finetune``, ``evaluate`` (heavy imports happen inside ``run_*``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 
-HELP = "fine-tune a head on the encoder (separation, recognition)"
-
 TASKS: dict[str, tuple[str, str]] = {
-    "separation": ("avspeech.separation.commands", "one waveform per face: mixture audio + that face's lips"),
-    "recognition": ("avspeech.recognition.commands", "one transcript per face: CTC + attention decoder, A/V/AV"),
+    "separation": ("avspeech.cli.separation", "one waveform per face: mixture audio + that face's lips"),
+    "recognition": ("avspeech.cli.recognition", "one transcript per face: CTC + attention decoder, A/V/AV"),
 }
 
 

@@ -7,7 +7,7 @@ HELP = "transcribe each visible speaker of a clip: JSON and SRT per face, word t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from avspeech.recognition.commands import _decode_arguments
+    from avspeech.cli.decoding import add_decode_arguments
 
     p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s), with or without audio")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per clip when several are given)")
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from avspeech.pipeline.config import RECOGNITION_CHUNKS, chunk_arguments
 
     chunk_arguments(p, RECOGNITION_CHUNKS)
-    _decode_arguments(p)
+    add_decode_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     from avspeech.batch import Failure, report_failures
     from avspeech.errors import InputError
-    from avspeech.recognition.commands import decode_options
+    from avspeech.cli.decoding import decode_options
     from avspeech.pipeline.provenance import synthetic_note
     from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip
 

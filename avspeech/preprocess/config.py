@@ -1,7 +1,7 @@
 """Settings of the preprocessing pipeline, one typed dataclass shared by every stage."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -12,23 +12,31 @@ class PreprocessConfig:
     samples per frame.
     """
 
-    fps: float = 25.0
-    sample_rate: int = 16000
+    fps: float = field(default=25.0, metadata={"help": "video frame rate of the output (AV-HuBERT: 25)"})
+    sample_rate: int = field(default=16000, metadata={"help": "audio sample rate of the output, Hz"})
     # Faces
-    max_faces: int | None = None  # most faces tracked at once (None: all that are found)
-    detect_every: int = 5  # run the full-range detector every N frames (and right after a face is lost)
-    detect_max_side: int = 640  # frames larger than this are downscaled for detection only
-    detection_confidence: float = 0.5
-    landmark_confidence: float = 0.5  # FaceMesh presence threshold while tracking a face
-    crop_scale: float = 1.7  # FaceMesh runs on a square crop of this many face-box sizes
-    crop_size: int = 256  # pixels of that crop
-    link_iou: float = 0.3  # a detection belongs to a track (or two tracklets join) above this box IoU
-    max_gap: int = 12  # frames a track may miss and still be bridged (linearly interpolated)
-    min_track_frames: int = 10  # shorter tracks are dropped
+    max_faces: int | None = field(default=None, metadata={
+        "help": "track at most K faces at once (default: all that are found)"})
+    detect_every: int = field(default=5, metadata={
+        "help": "run the face detector every N frames (and right after a face is lost)"})
+    detect_max_side: int = field(default=640, metadata={
+        "help": "frames larger than this (px) are downscaled for detection only"})
+    detection_confidence: float = field(default=0.5, metadata={"help": "face detector score threshold"})
+    landmark_confidence: float = field(default=0.5, metadata={
+        "help": "FaceMesh presence threshold while tracking a face"})
+    crop_scale: float = field(default=1.7, metadata={
+        "help": "FaceMesh runs on a square crop of this many face-box sizes"})
+    crop_size: int = field(default=256, metadata={"help": "pixels of that crop"})
+    link_iou: float = field(default=0.3, metadata={
+        "help": "a detection belongs to a track (or two tracklets join) above this box IoU"})
+    max_gap: int = field(default=12, metadata={
+        "help": "frames a track may miss and still be bridged (linearly interpolated)"})
+    min_track_frames: int = field(default=10, metadata={"help": "drop tracks shorter than this many frames"})
     # Mouth ROI
-    smooth_window: int = 12  # frames of landmark smoothing before the similarity transform (AV-HuBERT: 12)
-    roi_size: int = 96
-    crf: int = 0  # ROI video: 0 is lossless (luma stored exactly)
+    smooth_window: int = field(default=12, metadata={
+        "help": "frames of landmark smoothing before the similarity transform (AV-HuBERT: 12)"})
+    roi_size: int = field(default=96, metadata={"help": "side of the square mouth ROI, px (even)"})
+    crf: int = field(default=0, metadata={"help": "H.264 CRF of the ROI video (0: lossless, luma stored exactly)"})
 
     def __post_init__(self):
         if self.fps <= 0 or self.sample_rate <= 0:

@@ -30,26 +30,36 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    manifest: str
-    labels: str
-    out: str
-    model: str = "tiny"  # preset name
-    fusion: str = "cross"
-    steps: int = 200
-    lr: float = 5e-4
-    warmup: int = 20
-    weight_decay: float = 0.01
-    batch_frames: int = 1000  # per micro-batch, padded B x T
-    max_frames: int = 200  # crop longer utterances (frames at 25 Hz)
-    grad_accum: int = 1
-    clip: float = 10.0
-    unmasked_weight: float = 0.0
-    save_every: int = 100
-    log_every: int = 10
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-    init_from: str | None = None  # a checkpoint whose encoder starts the run (next iteration)
+    """Pretraining settings; ``avspeech pretrain`` takes each field as an option (``--batch-frames`` etc.)."""
+
+    manifest: str = dataclasses.field(metadata={"help": "manifest TSV (avspeech preprocess output, or AV-HuBERT's)"})
+    labels: str = dataclasses.field(metadata={"help": "cluster labels, one line per manifest row (avspeech cluster)"})
+    out: str = dataclasses.field(default="avspeech_pretrain", metadata={"help": "run folder"})
+    model: str = dataclasses.field(default="tiny", metadata={"help": "encoder preset"})
+    fusion: str = dataclasses.field(default="cross", metadata={
+        "help": "cross: cross-modal attention blocks; concat: AV-HuBERT's concatenation",
+        "choices": ("cross", "concat")})
+    steps: int = dataclasses.field(default=300, metadata={"help": "optimiser steps"})
+    lr: float | None = dataclasses.field(default=None, metadata={
+        "help": "peak learning rate (default: 2e-3 for tiny, 5e-4 for the larger presets)"})
+    warmup: int = dataclasses.field(default=30, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = dataclasses.field(default=0.01, metadata={"help": "AdamW weight decay"})
+    batch_frames: int = dataclasses.field(default=1000, metadata={"help": "padded frames per micro-batch (B x T)"})
+    max_frames: int = dataclasses.field(default=200, metadata={"help": "crop utterances to this many frames (25 Hz)"})
+    grad_accum: int = dataclasses.field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    clip: float = dataclasses.field(default=10.0, metadata={"help": "gradient-norm clip"})
+    unmasked_weight: float = dataclasses.field(default=0.0, metadata={"help": "loss weight of the unmasked frames"})
+    save_every: int = dataclasses.field(default=100, metadata={"help": "steps between checkpoints"})
+    log_every: int = dataclasses.field(default=10, metadata={"help": "steps between log rows"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "random seed (initialisation, data order, masks)"})
+    workers: int = dataclasses.field(default=0, metadata={"help": "DataLoader worker processes"})
+    device: str = dataclasses.field(default="auto", metadata={"help": "auto: cuda when available, else cpu"})
+    init_from: str | None = dataclasses.field(default=None, metadata={
+        "help": "start the encoder from this checkpoint (a later iteration)"})
+
+    def __post_init__(self) -> None:
+        if self.lr is None:  # the preset's learning rate
+            self.lr = 2e-3 if self.model == "tiny" else 5e-4
 
 
 def num_clusters(labels_path: str, manifest: str) -> int:

@@ -36,38 +36,50 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RecognitionTrainConfig:
-    manifest: str
-    out: str
-    labels: str | None = None  # default: the manifest's .wrd
-    model: str = "tiny"  # encoder preset without init_from
-    init_from: str | None = None
-    freeze_encoder: bool = False
-    # the encoder held fixed (weights and BatchNorm statistics) for the first N steps while the new heads learn on
-    # its features, then trained with them (AV-HuBERT's freeze_finetune_updates); 0: trained from the start
-    freeze_steps: int = 0
-    tokenizer: str = "char"  # "char" or "sentencepiece"
-    sp_vocab: int = 64
-    upsample: int = 2
-    decoder_layers: int = 2
-    ctc_weight: float = 0.3
-    steps: int = 2000
-    lr: float = 2e-3
-    warmup: int = 100
-    weight_decay: float = 0.01
-    batch_size: int = 8
-    grad_accum: int = 1  # micro-batches per optimiser step (per rank)
-    p_av: float = 0.5
-    p_audio: float = 0.25
-    noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2)  # clean, interfering speech, babble
-    snr_range: tuple[float, float] = (-5.0, 10.0)
-    silent_prob: float = 0.05
-    freq_warp: float = 0.15  # mel-axis warp of the audio features, factor 1 +- freq_warp per item
-    clip: float = 5.0
-    save_every: int = 250
-    log_every: int = 25
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
+    """Recognition fine-tuning settings; ``avspeech finetune recognition`` takes each field as an option."""
+
+    manifest: str = dataclasses.field(metadata={"help": "preprocessed manifest (avspeech preprocess)"})
+    out: str = dataclasses.field(default="avspeech_recognition", metadata={"help": "run folder"})
+    labels: str | None = dataclasses.field(default=None, metadata={
+        "help": "transcripts, one line per manifest row (AV-HuBERT's .wrd); default: MANIFEST with the suffix .wrd"})
+    model: str = dataclasses.field(default="tiny", metadata={"help": "encoder preset without --init-from"})
+    init_from: str | None = dataclasses.field(default=None, metadata={
+        "help": "checkpoint whose encoder starts the model (avspeech pretrain output; a recognition checkpoint "
+        "continues whole, heads and tokenizer included)"})
+    freeze_encoder: bool = dataclasses.field(default=False, metadata={"help": "train the heads only"})
+    # AV-HuBERT's freeze_finetune_updates: the encoder's weights and BatchNorm statistics held fixed
+    freeze_steps: int = dataclasses.field(default=0, metadata={
+        "help": "hold the encoder fixed for the first N steps while the heads learn, then train it too"})
+    tokenizer: str = dataclasses.field(default="char", metadata={
+        "help": "characters or a SentencePiece model trained on the transcripts", "choices": ("char", "sentencepiece")})
+    sp_vocab: int = dataclasses.field(default=64, metadata={"help": "SentencePiece vocabulary size"})
+    upsample: int = dataclasses.field(default=2, metadata={"help": "CTC sub-frames per 25 Hz encoder frame"})
+    decoder_layers: int = dataclasses.field(default=2, metadata={"help": "attention decoder layers (0: CTC only)"})
+    ctc_weight: float = dataclasses.field(default=0.3, metadata={"help": "weight of the CTC loss (hybrid objective)"})
+    steps: int = dataclasses.field(default=2000, metadata={"help": "optimiser steps"})
+    lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
+    warmup: int = dataclasses.field(default=100, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = dataclasses.field(default=0.01, metadata={"help": "AdamW weight decay"})
+    batch_size: int = dataclasses.field(default=8, metadata={"help": "faces per step"})
+    grad_accum: int = dataclasses.field(default=1, metadata={"help": "micro-batches per optimiser step (per rank)"})
+    p_av: float = dataclasses.field(default=0.5, metadata={"help": "modality dropout: fraction of items with both"})
+    p_audio: float = dataclasses.field(default=0.25, metadata={
+        "help": "modality dropout: fraction of items with audio only (the rest: lips only)"})
+    noise_probs: tuple[float, float, float] = dataclasses.field(default=(0.3, 0.5, 0.2), metadata={
+        "help": "probabilities of clean audio, interfering speech and babble"})
+    snr_range: tuple[float, float] = dataclasses.field(default=(-5.0, 10.0), metadata={
+        "help": "SNR range (dB) of interfering speech and babble"})
+    silent_prob: float = dataclasses.field(default=0.05, metadata={
+        "help": "fraction of training faces that do not speak (empty transcript, interfering audio)"})
+    freq_warp: float = dataclasses.field(default=0.15, metadata={
+        "help": "audio augmentation: the mel axis scaled by a factor in 1 +- this per item (0: off)"})
+    clip: float = dataclasses.field(default=5.0, metadata={"help": "gradient-norm clip"})
+    save_every: int = dataclasses.field(default=250, metadata={"help": "steps between checkpoints"})
+    log_every: int = dataclasses.field(default=25, metadata={"help": "steps between log rows"})
+    seed: int = dataclasses.field(default=0, metadata={
+        "help": "random seed (heads' initialisation, data order, augmentation)"})
+    workers: int = dataclasses.field(default=0, metadata={"help": "DataLoader worker processes"})
+    device: str = dataclasses.field(default="auto", metadata={"help": "auto: cuda when available, else cpu"})
 
 
 def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVRecognizer, dict[str, Any]]:

@@ -42,32 +42,47 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SeparationTrainConfig:
-    manifest: str
-    mixtures: str
-    out: str
-    mode: str = "av"  # "av" or "audio" (the audio-only baseline)
-    model: str = "tiny"  # encoder preset, when not initialised from a checkpoint
-    init_from: str | None = None
-    freeze_encoder: bool = False
-    continue_from: str | None = None  # a separation checkpoint: the whole separator starts from it
-    freeze_lip_frontend: bool = False
-    lip_attention: bool = True
-    hidden: int = 128
-    lstm_hidden: int | None = None  # BLSTM width; with continue_from, a wider one is grown from the checkpoint's
-    steps: int = 2000
-    lr: float = 1e-3
-    warmup: int = 100
-    weight_decay: float = 0.01
-    batch_size: int = 8
-    grad_accum: int = 1  # micro-batches per optimiser step (per rank)
-    crop_frames: int = 50  # 2 s
-    silent_prob: float = 0.1
-    clip: float = 5.0
-    save_every: int = 250
-    log_every: int = 25
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
+    """Separation fine-tuning settings; ``avspeech finetune separation`` takes each field as an option."""
+
+    manifest: str = dataclasses.field(metadata={"help": "preprocessed manifest (avspeech preprocess)"})
+    mixtures: str = dataclasses.field(metadata={"help": "mixture list TSV (id, utt_a, utt_b, gain_db)"})
+    out: str = dataclasses.field(default="avspeech_separation", metadata={"help": "run folder"})
+    mode: str = dataclasses.field(default="av", metadata={
+        "help": "av: the target face's lips select the voice; audio: the audio-only baseline (2 outputs, PIT)",
+        "choices": ("av", "audio")})
+    model: str = dataclasses.field(default="tiny", metadata={"help": "encoder preset without --init-from"})
+    init_from: str | None = dataclasses.field(default=None, metadata={
+        "help": "checkpoint whose encoder starts the model (avspeech pretrain output)"})
+    freeze_encoder: bool = dataclasses.field(default=False, metadata={"help": "train the head only"})
+    continue_from: str | None = dataclasses.field(default=None, metadata={
+        "help": "separation checkpoint whose whole separator (config and weights) starts the run, e.g. the shipped "
+        "one trained further"})
+    freeze_lip_frontend: bool = dataclasses.field(default=False, metadata={
+        "help": "hold the lip front-end fixed and compute its output for each training clip once (several times "
+        "faster steps on CPU)"})
+    lip_attention: bool = dataclasses.field(default=True, metadata={
+        "help": "cross-modal attention from the STFT frames to the encoder features (--no-lip-attention: condition "
+        "on the held encoder features only)"})
+    hidden: int = dataclasses.field(default=128, metadata={"help": "width of the mask network's input projection"})
+    lstm_hidden: int | None = dataclasses.field(default=None, metadata={
+        "help": "BLSTM units each way (default: --hidden); with --continue-from, a wider BLSTM is grown from the "
+        "checkpoint's without changing its output"})
+    steps: int = dataclasses.field(default=2000, metadata={"help": "optimiser steps"})
+    lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
+    warmup: int = dataclasses.field(default=100, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = dataclasses.field(default=0.01, metadata={"help": "AdamW weight decay"})
+    batch_size: int = dataclasses.field(default=8, metadata={"help": "mixtures per step"})
+    grad_accum: int = dataclasses.field(default=1, metadata={"help": "micro-batches per optimiser step (per rank)"})
+    crop_frames: int = dataclasses.field(default=50, metadata={
+        "help": "training crop length in 25 Hz video frames (50: 2 s)"})
+    silent_prob: float = dataclasses.field(default=0.1, metadata={
+        "help": "fraction of targets that are faces that do not speak (their reference is silence)"})
+    clip: float = dataclasses.field(default=5.0, metadata={"help": "gradient-norm clip"})
+    save_every: int = dataclasses.field(default=250, metadata={"help": "steps between checkpoints"})
+    log_every: int = dataclasses.field(default=25, metadata={"help": "steps between log rows"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "random seed (initialisation, data order, crops)"})
+    workers: int = dataclasses.field(default=0, metadata={"help": "DataLoader worker processes"})
+    device: str = dataclasses.field(default="auto", metadata={"help": "auto: cuda when available, else cpu"})
 
 
 def build_separator(cfg: SeparationTrainConfig) -> tuple[AVSeparator, dict[str, Any]]:

@@ -1,0 +1,37 @@
+"""Decoding options of the recognition commands (``recognize``, ``evaluate recognition``), built from
+:class:`avspeech.recognition.transcribe.DecodeOptions`: its defaults are the commands' defaults."""
+from __future__ import annotations
+
+import argparse
+
+from avspeech.cli.config_args import add_config_arguments
+
+HELPS = {
+    "beam": "CTC prefix beam width (also the n-best rescored by the attention decoder)",
+    "prune": "prefixes more than this many nats below a frame's best label are not extended",
+    "ctc_weight": "joint decoding: weight of CTC against the attention decoder (1 = CTC only)",
+    "greedy": "best-path decoding (fastest, no decoder rescoring)",
+}
+
+
+def add_decode_arguments(p: argparse.ArgumentParser) -> None:
+    from avspeech.recognition.transcribe import DecodeOptions
+
+    g = p.add_argument_group("decoding")
+    add_config_arguments(g, DecodeOptions, exclude=("nbest", "lexicon"), helps=HELPS)
+    g.add_argument("--lexicon", help="word list (one word per line): decode only sequences of these words")
+
+
+def decode_options(args: argparse.Namespace, model):
+    """The :class:`DecodeOptions` of the parsed options for ``model`` (whose tokenizer reads the lexicon)."""
+    from avspeech.errors import InputError
+    from avspeech.recognition.decode import Lexicon
+    from avspeech.recognition.transcribe import DecodeOptions
+
+    if not 0.0 <= args.ctc_weight <= 1.0:
+        raise InputError(f"--ctc-weight must be in [0, 1], got {args.ctc_weight}")
+    if args.beam < 1:
+        raise InputError(f"--beam must be >= 1, got {args.beam}")
+    lex = Lexicon.from_file(args.lexicon, model.tokenizer) if args.lexicon else None
+    return DecodeOptions(beam=args.beam, nbest=args.beam, prune=args.prune, ctc_weight=args.ctc_weight, lexicon=lex,
+                         greedy=args.greedy)

@@ -1,0 +1,108 @@
+"""``avspeech finetune recognition`` and ``avspeech evaluate recognition`` (heavy imports inside ``run_*``).
+
+Fine-tuning takes every field of :class:`avspeech.recognition.train.RecognitionTrainConfig` as an option; both
+commands make the built-in synthetic set and its transcripts when no manifest is given.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from avspeech.cli.config_args import add_config_arguments, config_from_args
+from avspeech.cli.decoding import add_decode_arguments, decode_options
+
+MANIFEST_HELP = ("preprocessed manifest (avspeech preprocess); default: the built-in synthetic set (synth + "
+                 "preprocess into OUT/data)")
+LABELS_HELP = ("transcripts, one line per manifest row (AV-HuBERT's .wrd); default: MANIFEST with the suffix .wrd, "
+               "made from the synthetic sidecars when missing")
+BUILTIN_CLIPS = {"finetune": 300, "evaluate": 60}  # synthetic clips of the built-in set
+
+
+def _data(args: argparse.Namespace, out: Path, verb: str) -> tuple[Path, Path]:
+    """The manifest and transcripts of the run: the given ones, or made (and said so)."""
+    from avspeech.data.layout import default_labels_path
+    from avspeech.synth.splits import write_synthetic_labels
+
+    manifest = Path(args.manifest) if args.manifest else None
+    if manifest is None:
+        from avspeech.synth.splits import builtin_split
+
+        train = verb == "finetune"
+        print(f"no --manifest: making the built-in synthetic {'training' if train else 'held-out'} set in "
+              f"{out / 'data'}")
+        manifest = builtin_split(out / "data", train, BUILTIN_CLIPS[verb])
+    if args.labels:
+        return manifest, Path(args.labels)
+    labels = default_labels_path(manifest)
+    if not labels.is_file():
+        labels = write_synthetic_labels(manifest, out / "labels.wrd")
+        print(f"transcripts from the synthetic sidecars: {labels}")
+    return manifest, labels
+
+
+def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
+    from avspeech.model.config import PRESETS
+    from avspeech.recognition.train import RecognitionTrainConfig
+
+    add_config_arguments(p, RecognitionTrainConfig, choices={"model": PRESETS}, optional={"manifest": MANIFEST_HELP},
+                         helps={"labels": LABELS_HELP})
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from avspeech.recognition.train import RecognitionTrainConfig, train_recognition
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest, labels = _data(args, out, "finetune")
+    summary = train_recognition(config_from_args(RecognitionTrainConfig, args, manifest=str(manifest),
+                                                 labels=str(labels)))
+    if summary["stopped"]:
+        print(f"stopped at step {summary['step']}; checkpoint {summary['checkpoint']}; re-run the same command "
+              "to resume")
+        return 130
+    last = summary["last"]
+    print(f"done: step {summary['step']}, loss {last.get('loss')} (CTC {last.get('ctc')}, attention "
+          f"{last.get('att')}); checkpoint {summary['checkpoint']}; log {out / 'log.csv'}")
+    return 0
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", help=MANIFEST_HELP)
+    p.add_argument("--labels", help=LABELS_HELP)
+    p.add_argument("--checkpoint", help="recognition checkpoint (default: the one that ships, trained on "
+                   "synthetic data)")
+    p.add_argument("--out", default="avspeech_recognition_eval", help="results folder (default: %(default)s)")
+    p.add_argument("--modes", default="audio,video,av", help="comma-separated modes (audio, video, av) "
+                   "(default: %(default)s)")
+    p.add_argument("--snrs", default="-5,0,5", help="comma-separated SNRs (dB) for interfering speech and babble "
+                   "(default: %(default)s)")
+    p.add_argument("--clean-only", action="store_true", help="skip the noisy conditions")
+    p.add_argument("--limit", type=int, help="score only the first N utterances")
+    add_decode_arguments(p)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from avspeech.errors import InputError
+    from avspeech.recognition.data import Condition
+    from avspeech.recognition.evaluate import conditions, evaluate_recognition
+    from avspeech.recognition.recognize import default_checkpoint
+    from avspeech.recognition.train import load_recognizer
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("audio", "video", "av")]
+    if bad or not modes:
+        raise InputError(f"--modes must list audio, video or av, got {args.modes!r}")
+    try:
+        snrs = [float(s) for s in args.snrs.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--snrs must be comma-separated numbers, got {args.snrs!r}") from None
+    model = load_recognizer(args.checkpoint or default_checkpoint())
+    manifest, labels = _data(args, out, "evaluate")
+    conds = [Condition()] if args.clean_only else conditions(snrs)
+    s = evaluate_recognition(model, manifest, labels, out, modes=modes, conds=conds,
+                             options=decode_options(args, model), limit=args.limit)
+    print((out / "summary.md").read_text(), end="")
+    print(f"{s['utterances']} utterances; per utterance: {out / 'results.csv'}")
+    return 0
