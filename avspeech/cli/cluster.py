@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avspeech.data.manifest import read_manifest, write_labels
+    from avspeech.data.layout import read_manifest, write_labels
     from avspeech.io.atomic import atomic_write_json
     from avspeech.batch import report_failures
     from avspeech.pretrain import cluster as cl

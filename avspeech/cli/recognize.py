@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "transcribe each visible speaker of a clip: JSON and SRT per face, word timestamps"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

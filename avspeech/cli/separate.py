@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "separate the speakers of a clip: one wav, mp4 and thumbnail per visible face"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ def _drawing_arguments(p: argparse.ArgumentParser, verb: str) -> None:
 
 def _data(args: argparse.Namespace, out: Path, verb: str) -> tuple[Path, Path]:
     """The manifest and mixture list of the run: the given ones, or made (and said so)."""
-    from avspeech.data.manifest import read_manifest
+    from avspeech.data.layout import read_manifest
     from avspeech.separation.mixtures import make_mixtures, write_mixtures
 
     manifest = Path(args.manifest) if args.manifest else None

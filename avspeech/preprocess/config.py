@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from avspeech.timebase import FPS, SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -12,8 +14,8 @@ class PreprocessConfig:
     samples per frame.
     """
 
-    fps: float = field(default=25.0, metadata={"help": "video frame rate of the output (AV-HuBERT: 25)"})
-    sample_rate: int = field(default=16000, metadata={"help": "audio sample rate of the output, Hz"})
+    fps: float = field(default=float(FPS), metadata={"help": "video frame rate of the output (AV-HuBERT: 25)"})
+    sample_rate: int = field(default=SAMPLE_RATE, metadata={"help": "audio sample rate of the output, Hz"})
     # Faces
     max_faces: int | None = field(default=None, metadata={
         "help": "track at most K faces at once (default: all that are found)"})

@@ -117,11 +117,3 @@ def purity(clusters: Sequence[np.ndarray], phones: Sequence[np.ndarray]) -> dict
 def layer_default(num_layers: int) -> int:
     """A middle-to-upper layer, as HuBERT/AV-HuBERT pick for the next iteration's targets."""
     return max(1, (2 * num_layers + 2) // 3)
-
-
-def synthetic_phones(manifest: str | Path, utts: Sequence[Utterance]) -> list[np.ndarray] | None:
-    """Transitional name of :func:`avspeech.synth.splits.synthetic_phones` (synthetic ground truth does not belong
-    to pretraining), kept only for ``cli/cluster.py``; delete once it imports from ``avspeech.synth.splits``."""
-    from avspeech.synth.splits import synthetic_phones as phones
-
-    return phones(manifest, utts)

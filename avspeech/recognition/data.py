@@ -170,12 +170,3 @@ def collate_recognition(items: Sequence[dict]) -> dict:
     return {"ids": [it["id"] for it in items], "lips": lips, "audio": audio,
             "lengths": torch.tensor([it["length"] for it in items]), "tokens": [it["tokens"] for it in items],
             "texts": [it["text"] for it in items]}
-
-
-def write_synthetic_labels(manifest: str | Path, out: str | Path | None = None) -> Path:
-    """Transitional name of :func:`avspeech.synth.splits.write_synthetic_labels` (synthetic ground truth does not
-    belong to the recognition head), kept only for ``recognition/commands.py``; delete once it imports from
-    ``avspeech.synth.splits``."""
-    from avspeech.synth.splits import write_synthetic_labels as write
-
-    return write(manifest, out)
