@@ -166,12 +166,10 @@ def test_records_and_manifests_of_a_preprocessed_folder(tmp_path):
     assert layout.failures_path(tmp_path, ".shard-0-of-2") == tmp_path / "failures.shard-0-of-2.tsv"
 
 
-def test_old_import_paths_are_the_layout_functions():
-    from avspeech.data import manifest
+def test_heads_read_and_write_through_the_layout_functions():
     from avspeech.recognition import data as rdata
     from avspeech.separation import mixtures
 
-    assert manifest.read_manifest is layout.read_manifest and manifest.read_labels is layout.read_labels
     assert mixtures.read_mixtures is layout.read_mixtures and mixtures.Mixture is layout.Mixture
     assert rdata.read_transcripts is layout.read_transcripts
     assert rdata.default_labels_path is layout.default_labels_path
