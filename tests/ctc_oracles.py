@@ -20,18 +20,7 @@ NEG_INF = -math.inf
 
 
 def _np(logp) -> np.ndarray:
-    if hasattr(logp, "detach"):
-        logp = logp.detach().cpu().double().numpy()
-    return np.asarray(logp, np.float64)
-
-
-def _logadd(a: float, b: float) -> float:
-    if a == NEG_INF:
-        return b
-    if b == NEG_INF:
-        return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
+    return np.asarray(logp.detach().cpu().double() if hasattr(logp, "detach") else logp, np.float64)
 
 
 def collapse(path: Sequence[int]) -> tuple[int, ...]:
@@ -60,12 +49,12 @@ def ctc_logprob(logp, labels: Sequence[int]) -> float:
         for i in range(n):
             a = alpha[i]
             if i >= 1:
-                a = _logadd(a, alpha[i - 1])
+                a = np.logaddexp(a, alpha[i - 1])
             if i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2]:
-                a = _logadd(a, alpha[i - 2])
+                a = np.logaddexp(a, alpha[i - 2])
             new[i] = a + lp[t, ext[i]] if a != NEG_INF else NEG_INF
         alpha = new
-    return _logadd(alpha[-1], alpha[-2]) if n > 1 else float(alpha[-1])
+    return np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else float(alpha[-1])
 
 
 def exhaustive_search(logp, lexicon=None) -> tuple[list[int], float]:
@@ -79,7 +68,7 @@ def exhaustive_search(logp, lexicon=None) -> tuple[list[int], float]:
     for path in itertools.product(range(v), repeat=s):
         score = float(lp[np.arange(s), list(path)].sum())
         key = collapse(path)
-        totals[key] = _logadd(totals.get(key, NEG_INF), score)
+        totals[key] = float(np.logaddexp(totals.get(key, NEG_INF), score))
     items = [(k, p) for k, p in totals.items() if lexicon is None or lexicon.allows(k, final=True)]
     best = max(items, key=lambda kv: kv[1])
     return list(best[0]), best[1]
