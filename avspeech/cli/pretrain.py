@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from avspeech.cli.config_args import add_config_arguments, config_from_args
+from avspeech.cli.report import report_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,11 +40,4 @@ def run(args: argparse.Namespace) -> int:
                                                 clusters=args.clusters, seed=args.seed)
     summary = train(config_from_args(TrainConfig, args, manifest=str(manifest), labels=str(labels)))
     last = summary["last"]
-    if summary["stopped"]:
-        print(f"stopped at step {summary['step']}; checkpoint {summary['checkpoint']}; re-run the same command "
-              "to resume")
-        return 130
-    if summary["checkpoint"]:
-        print(f"done: step {summary['step']}, loss {last.get('loss')}, masked accuracy {last.get('acc_masked')}; "
-              f"checkpoint {summary['checkpoint']}; log {Path(args.out) / 'log.csv'}")
-    return 0
+    return report_run(summary, args.out, f"loss {last.get('loss')}, masked accuracy {last.get('acc_masked')}")

@@ -49,6 +49,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from avspeech.cli.report import report_run
     from avspeech.recognition.train import RecognitionTrainConfig, train_recognition
 
     out = Path(args.out)
@@ -56,14 +57,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     manifest, labels = _data(args, out, "finetune")
     summary = train_recognition(config_from_args(RecognitionTrainConfig, args, manifest=str(manifest),
                                                  labels=str(labels)))
-    if summary["stopped"]:
-        print(f"stopped at step {summary['step']}; checkpoint {summary['checkpoint']}; re-run the same command "
-              "to resume")
-        return 130
     last = summary["last"]
-    print(f"done: step {summary['step']}, loss {last.get('loss')} (CTC {last.get('ctc')}, attention "
-          f"{last.get('att')}); checkpoint {summary['checkpoint']}; log {out / 'log.csv'}")
-    return 0
+    return report_run(summary, out, f"loss {last.get('loss')} (CTC {last.get('ctc')}, attention {last.get('att')})")
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:

@@ -59,6 +59,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from avspeech.cli.report import report_run
     from avspeech.separation.train import SeparationTrainConfig, train_separation
 
     out = Path(args.out)
@@ -66,14 +67,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     manifest, mixtures = _data(args, out, "finetune")
     summary = train_separation(config_from_args(SeparationTrainConfig, args, manifest=str(manifest),
                                                 mixtures=str(mixtures)))
-    if summary["stopped"]:
-        print(f"stopped at step {summary['step']}; checkpoint {summary['checkpoint']}; re-run the same command "
-              "to resume")
-        return 130
     last = summary["last"]
-    print(f"done: step {summary['step']}, loss {last.get('loss')}, training SI-SDR {last.get('si_sdr')} dB; "
-          f"checkpoint {summary['checkpoint']}; log {out / 'log.csv'}")
-    return 0
+    return report_run(summary, out, f"loss {last.get('loss')}, training SI-SDR {last.get('si_sdr')} dB")
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
