@@ -15,3 +15,12 @@ class InputError(ValueError):
         self.path = None if path is None else str(path)
         self.cause = cause
         super().__init__(f"{self.path}: {cause}" if self.path else cause)
+
+
+class UnsafeCheckpointError(InputError):
+    """A checkpoint file that pickles a global outside the allowed data types; it was refused before anything
+    of it ran. ``refused`` lists the global names (``module.name``) as the file spells them."""
+
+    def __init__(self, cause: str, path: str | Path | None = None, refused: list[str] | tuple[str, ...] = ()):
+        self.refused = list(refused)
+        super().__init__(cause, path)
