@@ -143,7 +143,8 @@ def write_official(path, model_state: dict[str, torch.Tensor], model_cfg: dict[s
                    task_cfg: dict[str, Any], kind: str = "pretrained",
                    dictionaries: list[list[str]] | None = None, target_symbols: list[str] | None = None,
                    spm_model: bytes | None = None, extra_globals: dict[str, Any] | None = None,
-                   spm_pickle: str = "legacy", args: Any = None, with_cfg: bool = True) -> None:
+                   spm_pickle: str = "legacy", args: Any = None, with_cfg: bool = True,
+                   zip_format: bool = True) -> None:
     """Write ``path`` as fairseq's ``Trainer.save_checkpoint`` does, with AV-HuBERT's task state as
     ``avhubert/misc/fix_state.py`` puts it (fine-tuned files hold the pretraining ``dictionaries`` too).
 
@@ -152,7 +153,7 @@ def write_official(path, model_state: dict[str, torch.Tensor], model_cfg: dict[s
     serialized SentencePiece model of the seq2seq tokenizer. ``model_cfg["_name"]`` defaults to ``kind``'s
     model name. ``extra_globals``: extra top-level entries (any picklable objects, e.g. a payload that reduces
     to ``os.system``, or numpy scalars). ``args``: the legacy ``args`` entry; ``with_cfg=False`` stores
-    ``cfg`` as None (files of older fairseq).
+    ``cfg`` as None (files of older fairseq). ``zip_format=False``: torch's legacy (pre-1.6) file format.
     """
     if dictionaries is None:
         dictionaries = DEFAULT_LABELS
@@ -214,4 +215,4 @@ def write_official(path, model_state: dict[str, torch.Tensor], model_cfg: dict[s
             "last_optimizer_state": _optimizer_state(model_state),
             **(extra_globals or {}),
         }
-        torch.save(obj, path)
+        torch.save(obj, path, _use_new_zipfile_serialization=zip_format)

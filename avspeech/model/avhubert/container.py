@@ -239,9 +239,15 @@ _REFUSED_PATTERNS = (
 
 
 def _weights_unpickler_message(message: str) -> str:
-    """torch wraps the unpickler's own message in advice; keep the unpickler's words."""
+    """The unpickler's own words: torch wraps them in advice (including re-loading with weights_only=False,
+    which we never do) and a link to its documentation."""
     m = re.search(r"WeightsUnpickler error: (.*?)(?:\n\nCheck the documentation|$)", message, re.S)
-    text = m.group(1) if m else message
+    if m:
+        text = m.group(1)
+    else:
+        parts = [t for t in message.split("\n\n") if t.strip() and not t.startswith("Check the documentation")
+                 and not t.startswith("Weights only load failed")]
+        text = parts[-1] if parts else message.splitlines()[0]
     return " ".join(text.split())
 
 
@@ -261,14 +267,14 @@ def _load(p: Path, map_location: Any) -> Any:
         try:
             return torch.load(p, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as e:
-            detail = _weights_unpickler_message(str(e))
             refused = _refused_globals(p, str(e))
             if refused:
                 raise UnsafeCheckpointError(
                     f"refused to load: the file pickles {', '.join(refused)}, which is none of the data an "
                     "AV-HuBERT checkpoint holds (tensors, containers, fairseq Dictionary and SentencepieceBPE, "
                     "sentencepiece model, argparse.Namespace, numpy scalars); unpickling it could run code, so "
-                    f"nothing of the file was run ({detail})", p, refused) from None
+                    "nothing of the file was run", p, refused) from None
+            detail = _weights_unpickler_message(str(e))
             raise InputError(f"cannot be unpickled: the file is damaged or truncated ({detail})", p) from None
         except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, TypeError, AttributeError,
                 KeyError, IndexError) as e:
