@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "(WER, CER)"),
     "separate": ("avspeech.cli.separate", "separate the speakers of a clip: one wav, mp4 and thumbnail per face"),
     "recognize": ("avspeech.cli.recognize", "transcribe each visible speaker of a clip (JSON + SRT per face)"),
+    "convert": ("avspeech.cli.convert", "convert an official AV-HuBERT checkpoint (.pt) into a checkpoint folder"),
 }
 
 

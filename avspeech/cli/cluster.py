@@ -27,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     utts = read_manifest(args.manifest)
     failures: list = []
     if args.checkpoint:
-        from avspeech.model.checkpoint import load_config
+        from avspeech.model.checkpoint import encoder_config_of
 
-        layers = load_config(args.checkpoint)["encoder"]["layers"]
+        layers = encoder_config_of(args.checkpoint).layers
         layer = args.layer or cl.layer_default(layers)
         feats = cl.encoder_features(args.checkpoint, args.manifest, layer, args.device)
         source = f"{args.checkpoint} layer {layer}"

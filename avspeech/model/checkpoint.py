@@ -24,8 +24,9 @@ STATE = "state.pt"
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict[str, Any],
-                    state: dict[str, Any] | None = None) -> Path:
-    """Write ``path/`` atomically (a sibling temp folder renamed into place; an old ``path`` is replaced)."""
+                    state: dict[str, Any] | None = None, files: dict[str, bytes] | None = None) -> Path:
+    """Write ``path/`` atomically (a sibling temp folder renamed into place; an old ``path`` is replaced);
+    ``files``: more files of the folder (name -> content)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -39,6 +40,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict[str, Any],
     (tmp / CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     if state is not None:
         torch.save(state, tmp / STATE)
+    for name, content in (files or {}).items():
+        (tmp / name).write_bytes(content)
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)
@@ -53,6 +56,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     f = Path(path) / CONFIG
     if not Path(path).exists():
         raise InputError("checkpoint not found", path)
+    if is_official_file(path):
+        raise InputError("this is an official AV-HuBERT checkpoint (a fairseq .pt file), not a checkpoint folder "
+                         "of avspeech: give it as --init-from to start a model from its encoder, or convert it "
+                         "with 'avspeech convert avhubert FILE OUT_DIR'", path)
     if not f.is_file():
         raise InputError(f"not a checkpoint folder: {CONFIG} is missing", path)
     try:
@@ -100,11 +107,21 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise InputError(f"training state cannot be read safely ({str(e).splitlines()[0]})", f) from e
 
 
+def is_official_file(path: str | Path) -> bool:
+    from avspeech.model.avhubert.container import is_official_checkpoint
+
+    return Path(path).is_file() and is_official_checkpoint(path)
+
+
 def encoder_config_of(path: str | Path):
     """The :class:`~avspeech.model.config.EncoderConfig` of any checkpoint of the package (pretraining,
-    separation, recognition), so a head can start from any of them."""
+    separation, recognition) or of an official AV-HuBERT file, so a head can start from any of them."""
     from avspeech.model.config import EncoderConfig
 
+    if is_official_file(path):
+        from avspeech.model.avhubert import encoder_config, read_official
+
+        return encoder_config(read_official(path))
     c = load_config(path)
     for section in ("encoder", "separator", "recognizer"):
         if section in c:
@@ -115,21 +132,28 @@ def encoder_config_of(path: str | Path):
     raise InputError("config has no 'encoder', 'separator' or 'recognizer' section", Path(path) / CONFIG)
 
 
+def encoder_init(path: str | Path):
+    """(EncoderConfig, encoder weights under AVEncoder's names) of any checkpoint folder of the package or of an
+    official AV-HuBERT ``.pt`` (converted on the fly; :mod:`avspeech.model.avhubert`), read once."""
+    if is_official_file(path):
+        from avspeech.model.avhubert import load
+
+        m = load(path)
+        return m.config, m.encoder.state_dict()
+    cfg = encoder_config_of(path)
+    weights = load_weights(path)
+    return cfg, {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
+
+
 def load_encoder(path: str | Path):
-    """The :class:`~avspeech.model.encoder.AVEncoder` of a checkpoint (pretraining or fine-tuning)."""
-    from avspeech.model.config import EncoderConfig
+    """The :class:`~avspeech.model.encoder.AVEncoder` of a checkpoint (pretraining or fine-tuning, ours or an
+    official AV-HuBERT file), in eval mode."""
     from avspeech.model.encoder import AVEncoder
 
-    cfg = load_config(path)
-    if "encoder" not in cfg:
-        raise InputError("config has no 'encoder' section", Path(path) / CONFIG)
-    try:
-        enc_cfg = EncoderConfig.from_dict(cfg["encoder"])
-    except (TypeError, ValueError) as e:
-        raise InputError(f"bad encoder config ({e})", Path(path) / CONFIG) from e
-    encoder = AVEncoder(enc_cfg)
-    load_into(encoder, load_weights(path), path, prefix="encoder.")
-    return encoder
+    cfg, weights = encoder_init(path)
+    encoder = AVEncoder(cfg)
+    load_into(encoder, weights, path)
+    return encoder.eval()
 
 
 def load_head(path: str | Path, kind: str, key: str, config_cls: Any, model_cls: Any) -> nn.Module:

@@ -46,6 +46,16 @@ class EncoderConfig:
     fusion_layers: int = 1
     fusion_window: float | None = None  # seconds; None attends over the whole clip
     rate: float = 25.0  # token rate of both streams, Hz
+    # "avspeech": the shipped checkpoints' layout (ReLU trunk, LayerNorm after the positional convolution and
+    # at the end); "avhubert": AV-HuBERT's exact layout (PReLU trunk, LayerNorm over the concatenated streams
+    # before the fusion projection, fairseq's encoder: one LayerNorm, after the positional convolution when
+    # ``norm_first`` is False, after the last layer when it is True). Configs saved before this field load as
+    # "avspeech", so they keep computing what they computed.
+    layout: str = "avspeech"
+    norm_first: bool = True  # pre-LN transformer layers (AV-HuBERT's layer_norm_first)
+    # the preprocessing the model expects; commands read them from the model (shared/DESIGN.md)
+    audio_features: str = "avspeech"  # avspeech.features.audio: "avspeech" (kaldi fbank) or "avhubert" (logfbank)
+    roi_geometry: str = "avspeech"  # mouth ROI geometry of avspeech preprocess: "avspeech" or "avhubert"
 
     def __post_init__(self) -> None:
         from avspeech.model import validate as v
@@ -64,6 +74,14 @@ class EncoderConfig:
         if self.fusion_window is not None:
             v.finite_float("fusion_window", self.fusion_window, minimum=0.0, maximum=3600.0, open_minimum=True)
         v.finite_float("rate", self.rate, minimum=0.0, maximum=1000.0, open_minimum=True)
+        v.choice("layout", self.layout, ("avspeech", "avhubert"))
+        v.boolean("norm_first", self.norm_first)
+        v.choice("audio_features", self.audio_features, ("avspeech", "avhubert"))
+        v.choice("roi_geometry", self.roi_geometry, ("avspeech", "avhubert"))
+        if self.layout == "avhubert" and self.fusion != "concat":
+            raise ValueError(f"layout 'avhubert' fuses by concatenation: fusion must be 'concat', got {self.fusion!r}")
+        if self.layout == "avspeech" and not self.norm_first:
+            raise ValueError("layout 'avspeech' has pre-LN layers only: norm_first must be true")
         v.divisible("dim", self.dim, "heads", self.heads)
         v.divisible("dim", self.dim, "pos_conv_groups", self.pos_conv_groups)
         v.within_budget("encoder", v.encoder_parameters(self))
@@ -86,6 +104,11 @@ PRESETS: dict[str, EncoderConfig] = {
                            pos_conv_kernel=16, pos_conv_groups=4),
     "base": EncoderConfig(),
     "large": EncoderConfig(dim=1024, layers=24, heads=16, ffn=4096),
+    # AV-HuBERT's exact layout and inputs at its two sizes (what a converted official checkpoint uses)
+    "avhubert_base": EncoderConfig(fusion="concat", layout="avhubert", audio_features="avhubert",
+                                   roi_geometry="avhubert"),
+    "avhubert_large": EncoderConfig(dim=1024, layers=24, heads=16, ffn=4096, fusion="concat", layout="avhubert",
+                                    audio_features="avhubert", roi_geometry="avhubert"),
 }
 
 

@@ -61,14 +61,16 @@ class CrossModalFusion(nn.Module):
 
 
 class ConcatFusion(nn.Module):
-    """AV-HuBERT's fusion: concatenate the two streams' features and project to D."""
+    """AV-HuBERT's fusion: concatenate the two streams' features (audio first) and project to D; the
+    ``"avhubert"`` layout layer-normalises the 2D concatenation first, as AV-HuBERT does."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
+        self.norm = nn.LayerNorm(2 * cfg.dim) if cfg.layout == "avhubert" else nn.Identity()
         self.out = nn.Linear(2 * cfg.dim, cfg.dim)
 
     def forward(self, xa: Tensor, xv: Tensor, len_a: Tensor, len_v: Tensor) -> Tensor:
-        return self.out(torch.cat([xa, xv], dim=-1))
+        return self.out(self.norm(torch.cat([xa, xv], dim=-1)))
 
 
 def _ffn(d: int, hidden: int, dropout: float) -> nn.Sequential:
@@ -79,23 +81,29 @@ def _ffn(d: int, hidden: int, dropout: float) -> nn.Sequential:
 class AVEncoder(nn.Module):
     """Lips (B, 1, T, 88, 88) and/or audio features (B, T, 104) -> features (B, T, D).
 
-    Use :meth:`frontend` then :meth:`encode` when something happens between them (masking in pretraining), or
-    :meth:`forward` for both.
+    Use :meth:`frontend` then :meth:`encode` when something happens between them (masking in pretraining),
+    :meth:`forward` for both, or :meth:`extract_features` (AV-HuBERT's argument order and conventions).
+
+    Norms of the transformer stack by layout: ``"avspeech"`` has a LayerNorm after the positional convolution
+    (``norm_in``) and one after the last layer (``norm_out``); ``"avhubert"`` has fairseq's single LayerNorm,
+    after the positional convolution for post-LN layers (``norm_first=False``) or after the last layer for
+    pre-LN ones, and not when an intermediate layer's output is asked for.
     """
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.lip_frontend = LipFrontend(cfg.dim, cfg.lip_widths)
+        self.lip_frontend = LipFrontend(cfg.dim, cfg.lip_widths, cfg.layout)
         self.audio_frontend = AudioFrontend(cfg.dim, cfg.audio_dim)
         self.fusion = CrossModalFusion(cfg) if cfg.fusion == "cross" else ConcatFusion(cfg)
         self.pos = ConvPositionalEmbedding(cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
-        self.norm_in = nn.LayerNorm(cfg.dim)
+        own = cfg.layout == "avspeech"
+        self.norm_in = nn.LayerNorm(cfg.dim) if own or not cfg.norm_first else nn.Identity()
         self.dropout = nn.Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, cfg.ffn, cfg.dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+                                           batch_first=True, norm_first=cfg.norm_first)
         self.layers = nn.ModuleList([_clone(layer) for _ in range(cfg.layers)])
-        self.norm_out = nn.LayerNorm(cfg.dim)
+        self.norm_out = nn.LayerNorm(cfg.dim) if own or cfg.norm_first else nn.Identity()
 
     def frontend(self, lips: Tensor | None, audio: Tensor | None, lengths: Tensor,
                  has_audio: Tensor | None = None, has_video: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -144,6 +152,28 @@ class AVEncoder(nn.Module):
             if output_layer == i:
                 return x * valid.unsqueeze(-1)
         return self.norm_out(x) * valid.unsqueeze(-1)
+
+    def extract_features(self, audio: Tensor | None, video: Tensor | None, lengths: Tensor,
+                         layer: int | None = None) -> Tensor:
+        """Features (B, T, D) as AV-HuBERT's ``extract_finetune`` returns them.
+
+        ``audio`` (B, T, 104): stacked, per-frame layer-normed filterbanks (the model's ``audio_features``);
+        ``video`` (B, 1, T, 88, 88): normalised lip crops; either may be None (that modality's features are
+        zeros). ``lengths`` (B,) valid frames; padded input frames are zeroed first, as AV-HuBERT's collater
+        pads, so what the padding holds does not matter. ``layer`` is 1-based (AV-HuBERT's ``output_layer``),
+        None for the final output. Padded output frames are zero.
+        """
+        if audio is None and video is None:
+            raise ValueError("extract_features needs audio, video or both")
+        t = audio.shape[1] if audio is not None else video.shape[2]
+        if layer is not None and not 1 <= layer <= self.cfg.layers:
+            raise ValueError(f"layer must be between 1 and {self.cfg.layers} (1-based) or None, got {layer}")
+        valid = lengths_to_mask(lengths, t)
+        if audio is not None:
+            audio = audio * valid.unsqueeze(-1).to(audio.dtype)
+        if video is not None:
+            video = video * valid[:, None, :, None, None].to(video.dtype)
+        return self.forward(video, audio, lengths, output_layer=layer)
 
     def forward(self, lips: Tensor | None, audio: Tensor | None, lengths: Tensor,
                 has_audio: Tensor | None = None, has_video: Tensor | None = None,

@@ -1,6 +1,10 @@
 """Front-ends: lips (3D conv + per-frame ResNet-18 trunk) and audio (linear), each to (B, T, D).
 
 Axes: B batch, T frames (25 Hz), C channels, H/W height/width, D model dim.
+
+Two trunk layouts (``EncoderConfig.layout``): ``"avspeech"`` (torchvision's basic block, ReLU; the shipped
+checkpoints) and ``"avhubert"`` (AV-HuBERT's: the same convolutions and norms with a per-channel PReLU after
+each of the block's two convolutions), so official AV-HuBERT weights compute what they compute there.
 """
 from __future__ import annotations
 
@@ -9,21 +13,42 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
 
-def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+class PReLUBlock(nn.Module):
+    """AV-HuBERT's basic block: conv3x3 (stride) + BN + PReLU, conv3x3 + BN, plus the (1x1 conv + BN when the
+    shape changes) shortcut, then PReLU. Each PReLU has one slope per channel."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.act1 = nn.PReLU(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.act2 = nn.PReLU(c_out)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act2(y + (x if self.downsample is None else self.downsample(x)))
+
+
+def _stage(c_in: int, c_out: int, stride: int, layout: str = "avspeech") -> nn.Sequential:
+    block = BasicBlock if layout == "avspeech" else PReLUBlock
     down = None
     if stride != 1 or c_in != c_out:
         down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-    return nn.Sequential(BasicBlock(c_in, c_out, stride, down), BasicBlock(c_out, c_out))
+    return nn.Sequential(block(c_in, c_out, stride, down), block(c_out, c_out))
 
 
 class LipFrontend(nn.Module):
     """(B, 1, T, 88, 88) grayscale crops -> (B, T, D).
 
     Conv3d(1 -> w0, kernel 5x7x7, stride 1x2x2) + BN + PReLU + max-pool 1x3x3/1x2x2, then a 2D ResNet-18 trunk
-    (four stages of two basic blocks, widths ``widths``) on every frame, global average pool, linear to D.
+    (four stages of two basic blocks, widths ``widths``; ReLU blocks for ``layout="avspeech"``, PReLU blocks for
+    ``"avhubert"``) on every frame, global average pool, linear to D.
     """
 
-    def __init__(self, dim: int, widths: tuple[int, ...] = (64, 128, 256, 512)):
+    def __init__(self, dim: int, widths: tuple[int, ...] = (64, 128, 256, 512), layout: str = "avspeech"):
         super().__init__()
         w0 = widths[0]
         self.stem = nn.Sequential(
@@ -31,7 +56,7 @@ class LipFrontend(nn.Module):
             nn.BatchNorm3d(w0), nn.PReLU(w0), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
         stages, c = [], w0
         for i, w in enumerate(widths):
-            stages.append(_stage(c, w, 1 if i == 0 else 2))
+            stages.append(_stage(c, w, 1 if i == 0 else 2, layout))
             c = w
         self.trunk = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1))
         self.proj = nn.Linear(c, dim)

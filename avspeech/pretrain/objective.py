@@ -3,6 +3,11 @@
 Logits are cosine similarities between projected encoder features and one embedding per cluster, over a
 temperature (0.1); cross-entropy on masked frames (masked in either stream), plus ``unmasked_weight`` times the
 loss on the other valid frames (0 for AV-HuBERT Base).
+
+Masks apply at one of two levels (``mask_level``, AV-HuBERT's ``masking_type``): ``"feature"`` (the front-ends'
+D-dim outputs: masked audio frames become a learned D-dim embedding, masked lip frames other frames' features)
+or ``"input"`` (the model's inputs: masked audio frames become a learned 104-dim filterbank frame, masked lip
+frames other frames' crops; AV-HuBERT's official pretraining).
 """
 from __future__ import annotations
 
@@ -30,12 +35,16 @@ class PretrainOutput:
 
 class MaskedPredictionModel(nn.Module):
     def __init__(self, encoder: AVEncoder, num_clusters: int, proj_dim: int = 256, temperature: float = 0.1,
-                 unmasked_weight: float = 0.0, mask: MaskConfig | None = None):
+                 unmasked_weight: float = 0.0, mask: MaskConfig | None = None, mask_level: str = "feature"):
         super().__init__()
+        if mask_level not in ("feature", "input"):
+            raise ValueError(f"mask_level must be 'feature' or 'input', got {mask_level!r}")
         self.encoder = encoder
         d = encoder.cfg.dim
         self.mask_cfg = mask or MaskConfig()
-        self.audio_mask_emb = nn.Parameter(torch.empty(d).uniform_())
+        self.mask_level = mask_level
+        self.audio_mask_emb = nn.Parameter(torch.empty(d if mask_level == "feature" else encoder.cfg.audio_dim)
+                                           .uniform_())
         self.proj = nn.Linear(d, proj_dim)
         self.cluster_emb = nn.Parameter(torch.empty(num_clusters, proj_dim).uniform_(-1, 1))
         self.temperature = temperature
@@ -57,15 +66,21 @@ class MaskedPredictionModel(nn.Module):
         if has_audio is None or has_video is None:
             has_audio, has_video = modality_dropout(b, self.mask_cfg.p_av, self.mask_cfg.p_audio, generator)
             has_audio, has_video = has_audio.to(lengths.device), has_video.to(lengths.device)
-        xa, xv = self.encoder.frontend(lips, audio, lengths, has_audio, has_video)
         masked = torch.zeros(b, t, dtype=torch.bool, device=lengths.device)
         if apply_mask:
             cfg = self.mask_cfg
             ma = span_mask(lengths, t, cfg.audio_prob, cfg.audio_span, generator) & has_audio[:, None]
             mv = span_mask(lengths, t, cfg.video_prob, cfg.video_span, generator) & has_video[:, None]
+            masked = (ma | mv) & valid
+            if self.mask_level == "input":
+                audio = torch.where(ma.unsqueeze(-1), self.audio_mask_emb.to(audio.dtype), audio)
+                frames = lips.transpose(1, 2).flatten(2)  # (B, T, C*H*W): substitute whole crops
+                frames = substitute_segments(frames, mv, lengths, generator)
+                lips = frames.unflatten(2, (lips.shape[1], *lips.shape[3:])).transpose(1, 2)
+        xa, xv = self.encoder.frontend(lips, audio, lengths, has_audio, has_video)
+        if apply_mask and self.mask_level == "feature":
             xa = torch.where(ma.unsqueeze(-1), self.audio_mask_emb.to(xa.dtype), xa)
             xv = substitute_segments(xv, mv, lengths, generator)
-            masked = (ma | mv) & valid
         feats = self.encoder.encode(xa, xv, lengths, has_audio, has_video)
         logits = self.logits(feats)
         known = valid & (targets >= 0)

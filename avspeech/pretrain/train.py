@@ -70,12 +70,61 @@ def num_clusters(labels_path: str, manifest: str) -> int:
     return k
 
 
+def pretraining_start(path: str) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+    """What ``--init-from`` gives a pretraining run: (encoder config, encoder weights, settings, head tensors).
+
+    From an official AV-HuBERT file (:mod:`avspeech.model.avhubert`): its encoder, its masking level and
+    settings (``mask_level``, ``mask``, ``temperature``, ``proj_dim``) and its ``mask_emb``, ``final_proj`` and
+    ``label_embs_concat`` as ``audio_mask_emb``, ``proj`` and ``cluster_emb``. From a checkpoint folder of ours
+    (a pretraining run, a converted AV-HuBERT file, or a fine-tuned head): its encoder and, for a pretraining
+    one, its settings and head tensors."""
+    from avspeech.model.checkpoint import is_official_file, encoder_init, load_config
+
+    if is_official_file(path):
+        from avspeech.model.avhubert import load
+
+        m = load(path)
+        p = m.pretraining
+        proj_dim = p.proj_weight.shape[0] if p.proj_weight is not None else 256
+        settings = {"mask_level": p.mask_level, "mask": p.mask, "temperature": p.temperature, "proj_dim": proj_dim}
+        return m.config, m.encoder.state_dict(), settings, p.state_dict()
+    enc_cfg, enc_weights = encoder_init(path)
+    c = load_config(path)
+    if c.get("kind") != "pretrain":
+        return enc_cfg, enc_weights, {}, {}
+    settings = {k: c[k] for k in ("mask_level", "mask", "temperature", "proj_dim") if k in c}
+    head = {k: v for k, v in load_weights(path).items() if not k.startswith("encoder.")}
+    return enc_cfg, enc_weights, settings, head
+
+
 def build_model(cfg: TrainConfig, k: int) -> tuple[MaskedPredictionModel, dict[str, Any]]:
-    enc_cfg = preset(cfg.model, fusion=cfg.fusion)
-    model = MaskedPredictionModel(AVEncoder(enc_cfg), k, unmasked_weight=cfg.unmasked_weight, mask=MaskConfig())
+    """The pretraining model: a new encoder of preset ``cfg.model``, or (``init_from``) the encoder of a
+    checkpoint with its config, masking settings and, where their shapes fit the new labels, its mask
+    embedding, projection and cluster embeddings (a further iteration, e.g. of official AV-HuBERT)."""
+    settings: dict[str, Any] = {}
+    head: dict[str, torch.Tensor] = {}
     if cfg.init_from:
-        load_into(model.encoder, load_weights(cfg.init_from), cfg.init_from, prefix="encoder.")
-    config = {"kind": "pretrain", "encoder": enc_cfg.to_dict(), "num_clusters": k,
+        enc_cfg, enc_weights, settings, head = pretraining_start(cfg.init_from)
+        log.info("encoder from %s (its config; --model and --fusion do not apply)", cfg.init_from)
+    else:
+        enc_cfg, enc_weights = preset(cfg.model, fusion=cfg.fusion), None
+    mask = MaskConfig(**settings.get("mask", {}))
+    level = settings.get("mask_level", "feature")
+    proj_dim = int(settings.get("proj_dim", 256))
+    temperature = float(settings.get("temperature", 0.1))
+    model = MaskedPredictionModel(AVEncoder(enc_cfg), k, proj_dim=proj_dim, temperature=temperature,
+                                  unmasked_weight=cfg.unmasked_weight, mask=mask, mask_level=level)
+    if enc_weights is not None:
+        load_into(model.encoder, enc_weights, cfg.init_from)
+        own = model.state_dict()
+        kept = {n: t for n, t in head.items() if n in own and own[n].shape == t.shape}
+        model.load_state_dict(kept, strict=False)
+        dropped = sorted(set(head) - set(kept))
+        if kept or dropped:
+            log.info("from %s also: %s%s", cfg.init_from, ", ".join(sorted(kept)) or "nothing else",
+                     f"; new (shapes differ: {k} clusters here): {', '.join(dropped)}" if dropped else "")
+    config = {"kind": "pretrain", "encoder": enc_cfg.to_dict(), "num_clusters": k, "mask_level": level,
+              "mask": dataclasses.asdict(mask), "proj_dim": proj_dim, "temperature": temperature,
               "train": dataclasses.asdict(cfg)}
     return model, config
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from avspeech.errors import InputError
-from avspeech.model.checkpoint import encoder_config_of, load_config, load_head, load_into, load_weights
+from avspeech.model.checkpoint import encoder_init, load_config, load_head, load_into
 from avspeech.model.config import preset
 from avspeech.model.modality import modality_dropout
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
@@ -86,7 +86,7 @@ def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVR
     """A new recognizer: the encoder from ``init_from`` (any checkpoint with an encoder) or at random, new heads.
     A recognition checkpoint as ``init_from`` continues whole: its heads and tokenizer come with it (a later
     stage of a recipe, or new data)."""
-    if cfg.init_from and load_config(cfg.init_from).get("kind") == "recognition":
+    if cfg.init_from and Path(cfg.init_from).is_dir() and load_config(cfg.init_from).get("kind") == "recognition":
         model = load_recognizer(cfg.init_from).train()
         if cfg.freeze_encoder:
             model.encoder.requires_grad_(False)
@@ -97,13 +97,13 @@ def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVR
         tok = SentencePieceTokenizer.train(texts, vocab_size=cfg.sp_vocab)
     else:
         raise InputError(f"unknown tokenizer {cfg.tokenizer!r} (char or sentencepiece)")
-    enc = encoder_config_of(cfg.init_from) if cfg.init_from else preset(cfg.model)
+    enc, enc_weights = encoder_init(cfg.init_from) if cfg.init_from else (preset(cfg.model), None)
     rec_cfg = RecognizerConfig(encoder=enc, tokenizer=tok.to_dict(), upsample=cfg.upsample,
                                decoder_layers=cfg.decoder_layers,
                                ctc_weight=cfg.ctc_weight if cfg.decoder_layers else 1.0)
     model = AVRecognizer(rec_cfg)
     if cfg.init_from:
-        load_into(model.encoder, load_weights(cfg.init_from), cfg.init_from, prefix="encoder.")
+        load_into(model.encoder, enc_weights, cfg.init_from)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
     return model, {"kind": "recognition", "recognizer": rec_cfg.to_dict(), "train": dataclasses.asdict(cfg)}

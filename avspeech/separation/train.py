@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from avspeech.errors import InputError
 from avspeech.features.lips import LipTransform
-from avspeech.model.checkpoint import encoder_config_of, load_head, load_into, load_weights
+from avspeech.model.checkpoint import encoder_init, load_head, load_into
 from avspeech.model.config import preset
 from avspeech.separation.metrics import separation_loss, si_sdr
 from avspeech.separation.mixtures import MixtureDataset, collate_mixtures
@@ -101,13 +101,14 @@ def build_separator(cfg: SeparationTrainConfig) -> tuple[AVSeparator, dict[str, 
                 raise InputError(f"{e}; give --lstm-hidden >= {model.cfg.lstm_width} or leave it out",
                                  cfg.continue_from) from e
         sep_cfg = model.cfg
+        enc_weights = None
     else:
-        enc = encoder_config_of(cfg.init_from) if cfg.init_from else preset(cfg.model)
+        enc, enc_weights = encoder_init(cfg.init_from) if cfg.init_from else (preset(cfg.model), None)
         sep_cfg = SeparatorConfig(encoder=enc, mode=cfg.mode, hidden=cfg.hidden, lstm_hidden=cfg.lstm_hidden,
                                   lip_attention=cfg.lip_attention)
         model = AVSeparator(sep_cfg)
-    if cfg.init_from:  # the encoder only: a pretraining checkpoint, or another separation run
-        load_into(model.encoder, load_weights(cfg.init_from), cfg.init_from, prefix="encoder.")
+    if enc_weights is not None:  # the encoder only: a pretraining checkpoint, another run, official AV-HuBERT
+        load_into(model.encoder, enc_weights, cfg.init_from)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
     if cfg.freeze_lip_frontend:

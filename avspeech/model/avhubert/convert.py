@@ -1,0 +1,383 @@
+"""Official AV-HuBERT weights as our modules: the config, the key map, and :func:`load`.
+
+An official file's encoder becomes an :class:`~avspeech.model.encoder.AVEncoder` with ``layout="avhubert"``
+(AV-HuBERT's PReLU ResNet trunk, LayerNorm over the concatenated streams, fairseq's single encoder LayerNorm),
+whose forward is AV-HuBERT's ``extract_finetune`` in eval mode. The key map (AV-HuBERT's module names at
+258fb50 and fairseq's at afc77bdf, on the left):
+
+==========================================================  ==============================================
+``feature_extractor_audio.proj``                            ``audio_frontend.proj``
+``feature_extractor_video.resnet.frontend3D.{0,1,2}``       ``lip_frontend.stem.{0,1,2}`` (conv, BN, PReLU)
+``feature_extractor_video.resnet.trunk.layer{i}.{j}.*``     ``lip_frontend.trunk.{i-1}.{j}.*`` (relu1/relu2
+                                                            are ``act1``/``act2``)
+``feature_extractor_video.proj``                            ``lip_frontend.proj``
+``layer_norm`` / ``post_extract_proj``                      ``fusion.norm`` / ``fusion.out``
+``encoder.pos_conv.0.{bias,weight_g,weight_v}``             ``pos.conv.{bias, parametrizations.weight.original0/1}``
+``encoder.layers.{n}.self_attn.{q,k,v}_proj``               ``layers.{n}.self_attn.in_proj_*`` (stacked q, k, v)
+``encoder.layers.{n}.self_attn.out_proj``                   ``layers.{n}.self_attn.out_proj``
+``encoder.layers.{n}.{self_attn_layer_norm,fc1,fc2,         ``layers.{n}.{norm1,linear1,linear2,norm2}``
+final_layer_norm}``
+``encoder.layer_norm``                                      ``norm_out`` (pre-LN) or ``norm_in`` (post-LN)
+``mask_emb`` / ``final_proj`` / ``label_embs_concat``       the pretraining model's ``audio_mask_emb`` /
+                                                            ``proj`` / ``cluster_emb``
+==========================================================  ==============================================
+
+A fine-tuned file holds the same encoder under ``encoder.w2v_model.``; its other tensors (the seq2seq decoder
+``decoder.*``, the CTC projection ``encoder.proj.*``) are carried unchanged for the decoder (they are not part of
+the encoder). Every tensor of the file is one of these; nothing is silently dropped (:data:`IGNORED` is the
+documented exception). Loading is strict: a missing, unknown or mis-shaped key is an :class:`InputError` that
+lists them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from avspeech.errors import InputError
+from avspeech.model.avhubert.container import OfficialFile, read_official
+from avspeech.model.config import EncoderConfig
+
+#: tensors of official files not used, and why: none of the encoder's. (BatchNorm's ``num_batches_tracked`` is
+#: loaded too; it only matters for BN momentum None, which AV-HuBERT does not use.)
+IGNORED: dict[str, str] = {}
+
+ENCODER_PREFIX = {"pretrained": "", "finetuned_seq2seq": "encoder.w2v_model.", "finetuned_ctc": "encoder.w2v_model."}
+LIP_WIDTHS = (64, 128, 256, 512)  # AV-HuBERT's ResEncoder (ResNet-18 trunk) is fixed at these widths
+
+# AV-HuBERT config values this layout computes exactly; any other value is refused with the field's name.
+_REQUIRED = {
+    "modality_fuse": ("concat",),
+    "resnet_relu_type": ("prelu",),
+    "activation_fn": ("gelu",),
+    "sub_encoder_layers": (0,),
+    "extractor_mode": ("default",),
+}
+_FIELD_DEFAULTS = {  # AVHubertConfig defaults, for older files whose cfg lacks a field
+    "encoder_layers": 12, "encoder_embed_dim": 768, "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12,
+    "activation_fn": "gelu", "dropout": 0.1, "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16,
+    "final_dim": 0, "untie_final_proj": False, "logit_temp": 0.1, "resnet_relu_type": "prelu",
+    "sub_encoder_layers": 0, "audio_feat_dim": -1, "modality_fuse": "concat", "masking_type": "feature",
+    "extractor_mode": "default", "mask_prob_audio": 0.8, "mask_length_audio": 10, "mask_prob_image": 0.3,
+    "mask_length_image": 10, "modality_dropout": 0.0, "audio_dropout": 0.0, "label_rate": -1,
+}
+
+
+def pretraining_config(f: OfficialFile) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (model, task) config sections of the pretrained AV-HuBERT inside ``f`` (for a fine-tuned file, its
+    ``w2v_args``), with AVHubertConfig's defaults filled in for fields an older file lacks."""
+    if f.kind == "pretrained":
+        model, task = f.model_cfg, f.task_cfg
+    else:
+        w2v = f.model_cfg.get("w2v_args")
+        if not isinstance(w2v, dict) or not isinstance(w2v.get("model"), dict):
+            raise InputError("fine-tuned AV-HuBERT checkpoint without the pretrained model's config "
+                             "(cfg['model']['w2v_args']['model']); it cannot be rebuilt", f.path)
+        model, task = w2v["model"], w2v.get("task") or f.task_cfg
+    return {**_FIELD_DEFAULTS, **model}, dict(task or {})
+
+
+def encoder_config(f: OfficialFile) -> EncoderConfig:
+    """Our :class:`EncoderConfig` for the encoder of an official file; fields it cannot compute exactly are
+    refused with an :class:`InputError` naming them."""
+    m, task = pretraining_config(f)
+    bad = [f"{k}={m.get(k)!r} (supported: {', '.join(map(repr, ok))})" for k, ok in _REQUIRED.items()
+           if m.get(k) not in ok]
+    if bad:
+        raise InputError("AV-HuBERT variant not supported: " + "; ".join(bad), f.path)
+    audio_dim = int(m["audio_feat_dim"])
+    stack = int(task.get("stack_order_audio", 4))
+    if audio_dim <= 0:
+        audio_dim = 26 * stack
+    if audio_dim != 26 * stack:
+        raise InputError(f"audio_feat_dim {audio_dim} is not 26 filterbank bins x stack_order_audio {stack}",
+                         f.path)
+    if stack != 4:
+        raise InputError(f"stack_order_audio {stack} is not supported (4: 100 Hz filterbanks to 25 Hz)", f.path)
+    try:
+        return EncoderConfig(
+            dim=int(m["encoder_embed_dim"]), layers=int(m["encoder_layers"]),
+            heads=int(m["encoder_attention_heads"]), ffn=int(m["encoder_ffn_embed_dim"]),
+            dropout=float(m["dropout"]), lip_widths=LIP_WIDTHS, audio_dim=audio_dim,
+            pos_conv_kernel=int(m["conv_pos"]), pos_conv_groups=int(m["conv_pos_groups"]), fusion="concat",
+            layout="avhubert", norm_first=bool(m["layer_norm_first"]), audio_features="avhubert",
+            roi_geometry="avhubert")
+    except (TypeError, ValueError) as e:
+        raise InputError(f"AV-HuBERT config does not give a valid encoder ({e})", f.path) from e
+
+
+@dataclass
+class PretrainingParts:
+    """What AV-HuBERT's pretraining adds to the encoder, in our names: ``mask_level`` ("input": a 104-dim
+    ``audio_mask_emb``; "feature": D-dim), ``proj`` (final_proj) and ``cluster_emb`` (label_embs_concat), each
+    None where the file has none (fine-tuned files drop final_proj); the masking and modality-dropout
+    settings; ``temperature`` (logit_temp)."""
+
+    mask_level: str
+    audio_mask_emb: Tensor | None
+    proj_weight: Tensor | None
+    proj_bias: Tensor | None
+    cluster_emb: Tensor | None
+    temperature: float
+    mask: dict[str, float] = field(default_factory=dict)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The keys of :class:`~avspeech.pretrain.objective.MaskedPredictionModel` besides ``encoder.*``."""
+        out = {"audio_mask_emb": self.audio_mask_emb, "proj.weight": self.proj_weight,
+               "proj.bias": self.proj_bias, "cluster_emb": self.cluster_emb}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _block_key(rest: str) -> str:
+    return rest.replace("relu1.", "act1.").replace("relu2.", "act2.")
+
+
+def _map_key(k: str, norm_first: bool) -> str | None:
+    """Our AVEncoder key for an official encoder key (without the fine-tuned prefix), None if it is not one."""
+    simple = {"feature_extractor_audio.proj.": "audio_frontend.proj.",
+              "feature_extractor_video.proj.": "lip_frontend.proj.",
+              "layer_norm.": "fusion.norm.", "post_extract_proj.": "fusion.out.",
+              "encoder.layer_norm.": "norm_out." if norm_first else "norm_in."}
+    for a, b in simple.items():
+        if k.startswith(a) and k.count(".") == a.count("."):
+            return b + k[len(a):]
+    m = re.fullmatch(r"feature_extractor_video\.resnet\.frontend3D\.([012])\.(\w+)", k)
+    if m:
+        return f"lip_frontend.stem.{m[1]}.{m[2]}"
+    m = re.fullmatch(r"feature_extractor_video\.resnet\.trunk\.layer([1-4])\.(\d+)\.(.+)", k)
+    if m:
+        return f"lip_frontend.trunk.{int(m[1]) - 1}.{m[2]}.{_block_key(m[3])}"
+    pos = {"encoder.pos_conv.0.bias": "pos.conv.bias",
+           "encoder.pos_conv.0.weight_g": "pos.conv.parametrizations.weight.original0",
+           "encoder.pos_conv.0.weight_v": "pos.conv.parametrizations.weight.original1",
+           "encoder.pos_conv.0.parametrizations.weight.original0": "pos.conv.parametrizations.weight.original0",
+           "encoder.pos_conv.0.parametrizations.weight.original1": "pos.conv.parametrizations.weight.original1"}
+    if k in pos:
+        return pos[k]
+    m = re.fullmatch(r"encoder\.layers\.(\d+)\.(.+)", k)
+    if m:
+        n, rest = m[1], m[2]
+        sub = {"self_attn.out_proj.": "self_attn.out_proj.", "self_attn_layer_norm.": "norm1.",
+               "fc1.": "linear1.", "fc2.": "linear2.", "final_layer_norm.": "norm2."}
+        for a, b in sub.items():
+            if rest.startswith(a) and rest.count(".") == a.count("."):
+                return f"layers.{n}.{b}{rest[len(a):]}"
+    return None
+
+
+_QKV = re.compile(r"encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)")
+_PRETRAIN = ("mask_emb", "final_proj.weight", "final_proj.bias", "label_embs_concat")
+
+
+def split_state(f: OfficialFile, cfg: EncoderConfig) -> tuple[dict[str, Tensor], dict[str, Tensor],
+                                                              dict[str, Tensor]]:
+    """(encoder state dict in our names, official pretraining tensors by official name, carried tensors by
+    official name). Raises an InputError naming every key that fits nowhere."""
+    prefix = ENCODER_PREFIX[f.kind]
+    enc: dict[str, Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
+    pre: dict[str, Tensor] = {}
+    carried: dict[str, Tensor] = {}
+    unknown = []
+    for key, t in f.state.items():
+        if key in IGNORED:
+            continue
+        if not key.startswith(prefix):
+            if f.kind != "pretrained" and (key.startswith("decoder.") or key.startswith("encoder.proj.")):
+                carried[key] = t
+                continue
+            unknown.append(key)
+            continue
+        k = key[len(prefix):]
+        if k in _PRETRAIN:
+            pre[k] = t
+            continue
+        m = _QKV.fullmatch(k)
+        if m:
+            qkv.setdefault((m[1], m[3]), {})[m[2]] = t
+            continue
+        ours = _map_key(k, cfg.norm_first)
+        if ours is None:
+            unknown.append(key)
+        else:
+            enc[ours] = t
+    for (n, what), parts in sorted(qkv.items()):
+        if set(parts) != {"q", "k", "v"}:
+            unknown += [f"{prefix}encoder.layers.{n}.self_attn.{p}_proj.{what}" for p in sorted(parts)]
+            continue
+        enc[f"layers.{n}.self_attn.in_proj_{what}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    if unknown:
+        raise InputError(f"{len(unknown)} tensors of the file fit no part of AV-HuBERT's encoder "
+                         f"(an unknown variant?): {sorted(unknown)[:8]}{'...' if len(unknown) > 8 else ''}",
+                         f.path)
+    return enc, pre, carried
+
+
+def _load_strict(module: torch.nn.Module, sd: dict[str, Tensor], path: Path, what: str) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(sd))
+    extra = sorted(set(sd) - set(own))
+    shapes = [f"{k}: file {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}" for k in own
+              if k in sd and sd[k].shape != own[k].shape]
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:6]}{'...' if len(missing) > 6 else ''}")
+        if extra:
+            parts.append(f"unexpected {extra[:6]}{'...' if len(extra) > 6 else ''}")
+        if shapes:
+            parts.append(f"wrong shapes {shapes[:6]}{'...' if len(shapes) > 6 else ''}")
+        raise InputError(f"the {what} does not fit AV-HuBERT's layout as its config describes it: "
+                         + "; ".join(parts), path)
+    module.load_state_dict(sd, strict=True)
+
+
+def pretraining_parts(f: OfficialFile, pre: dict[str, Tensor], cfg: EncoderConfig) -> PretrainingParts:
+    m, _ = pretraining_config(f)
+    level = m.get("masking_type", "feature")
+    if level not in ("input", "feature"):
+        raise InputError(f"masking_type {level!r} not supported ('input' or 'feature')", f.path)
+    emb = pre.get("mask_emb")
+    want = cfg.audio_dim if level == "input" else cfg.dim
+    if emb is not None and tuple(emb.shape) != (want,):
+        raise InputError(f"mask_emb has shape {tuple(emb.shape)}; masking_type {level!r} expects ({want},)", f.path)
+    w, b, lab = pre.get("final_proj.weight"), pre.get("final_proj.bias"), pre.get("label_embs_concat")
+    if (w is None) != (b is None):
+        raise InputError("final_proj has a weight or a bias but not both", f.path)
+    if w is not None:
+        if w.ndim != 2 or w.shape[1] != cfg.dim or b.shape != (w.shape[0],):
+            raise InputError(f"final_proj has shape {tuple(w.shape)} / {tuple(b.shape)}; expected "
+                             f"(final_dim x labels, {cfg.dim})", f.path)
+        if lab is not None and lab.ndim == 2 and w.shape[0] != lab.shape[1]:
+            n = len(f.dictionaries) or 1
+            raise InputError(f"final_proj gives {w.shape[0]} dims for {n} label sets of {lab.shape[1]}-dim "
+                             "embeddings; only one label set is supported", f.path)
+    if lab is not None and lab.ndim != 2:
+        raise InputError(f"label_embs_concat has shape {tuple(lab.shape)}, expected (classes, final_dim)", f.path)
+    mask = {"audio_prob": float(m["mask_prob_audio"]), "audio_span": int(m["mask_length_audio"]),
+            "video_prob": float(m["mask_prob_image"]), "video_span": int(m["mask_length_image"])}
+    md, ad = float(m["modality_dropout"]), float(m["audio_dropout"])
+    # AV-HuBERT: with probability md one modality is dropped, the audio with probability ad (else the lips)
+    mask.update(p_av=1.0 - md, p_audio=md * (1.0 - ad))
+    return PretrainingParts(level, emb, w, b, lab, float(m["logit_temp"]), mask)
+
+
+@dataclass
+class AVHubert:
+    """An official AV-HuBERT checkpoint as our modules: ``encoder`` (:class:`AVEncoder`, eval mode),
+    ``config`` (its :class:`EncoderConfig`), ``pretraining`` (:class:`PretrainingParts`), ``carried`` (the
+    fine-tuned decoder's tensors, official names), and what the file holds besides (``file``: cfg,
+    dictionaries, tokenizer bytes)."""
+
+    encoder: Any
+    config: EncoderConfig
+    pretraining: PretrainingParts
+    carried: dict[str, Tensor]
+    file: OfficialFile
+
+    @property
+    def dictionaries(self) -> list[list[str]]:
+        return self.file.dictionaries
+
+    @property
+    def target_dictionary(self) -> list[str] | None:
+        return self.file.target_dictionary
+
+    @property
+    def tokenizer_model(self) -> bytes | None:
+        return self.file.tokenizer_model
+
+
+def from_official(f: OfficialFile, device: str | torch.device = "cpu",
+                  dtype: torch.dtype = torch.float32) -> AVHubert:
+    """:class:`AVHubert` from an already read official file."""
+    from avspeech.model.encoder import AVEncoder
+
+    cfg = encoder_config(f)
+    enc_sd, pre, carried = split_state(f, cfg)
+    encoder = AVEncoder(cfg)
+    _load_strict(encoder, enc_sd, f.path, "encoder")
+    parts = pretraining_parts(f, pre, cfg)
+    encoder = encoder.to(device=device, dtype=dtype).eval()
+    return AVHubert(encoder, cfg, parts, carried, f)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> AVHubert:
+    """An official AV-HuBERT checkpoint (``.pt``), read safely (:func:`read_official`), as our modules: the
+    encoder in eval mode, ``dtype`` on ``device``. Errors name the file and what did not fit."""
+    return from_official(read_official(path), device, dtype)
+
+
+CARRIED = "carried.safetensors"
+DICTIONARIES = "dictionaries.json"
+TOKENIZER = "tokenizer.model"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return repr(x)
+
+
+def save_converted(m: AVHubert, out: str | Path) -> Path:
+    """Write ``m`` as a checkpoint folder of ours (atomically): ``model.safetensors`` (``encoder.*``, plus
+    ``audio_mask_emb``/``proj``/``cluster_emb`` where the file has them), ``config.json`` (``kind`` "pretrain"
+    for a pretrained file, the encoder config, the masking settings, and under ``avhubert`` the file's name,
+    SHA-256, kind and whole config), ``dictionaries.json`` (label and target dictionaries with their special
+    indices), ``tokenizer.model`` (the SentencePiece model, fine-tuned files) and ``carried.safetensors`` (the
+    fine-tuned decoder's tensors under their official names). The folder loads without the original file:
+    ``load_encoder(out)``, ``--init-from out``."""
+    import json
+
+    from safetensors.torch import save as save_tensors
+    from torch import nn
+
+    from avspeech.model.checkpoint import save_checkpoint
+    from avspeech.pretrain.objective import MaskedPredictionModel
+
+    f, p = m.file, m.pretraining
+    encoder = m.encoder.float().cpu()
+    config: dict[str, Any] = {"encoder": m.config.to_dict(), "mask_level": p.mask_level, "mask": p.mask,
+                              "temperature": p.temperature}
+    if f.kind == "pretrained" and p.proj_weight is not None and p.cluster_emb is not None:
+        k, proj_dim = p.cluster_emb.shape
+        model = MaskedPredictionModel(encoder, int(k), proj_dim=int(proj_dim), temperature=p.temperature,
+                                      mask_level=p.mask_level)
+        own = {n: t for n, t in model.state_dict().items() if not n.startswith("encoder.")}
+        tensors = p.state_dict()
+        if p.audio_mask_emb is None:  # a file without mask_emb keeps a fresh one (reported in the config)
+            tensors["audio_mask_emb"] = own["audio_mask_emb"]
+        model.load_state_dict(tensors, strict=False)
+        config.update(kind="pretrain", num_clusters=int(k), proj_dim=int(proj_dim))
+    else:
+        model = nn.ModuleDict({"encoder": encoder})
+        config.update(kind="avhubert_" + f.kind)
+    config["avhubert"] = {"source": f.path.name, "sha256": _sha256(f.path), "kind": f.kind,
+                          "has": sorted(p.state_dict()), "cfg": _jsonable(f.cfg), "ignored": f.ignored}
+    files = {DICTIONARIES: (json.dumps({
+        "dictionaries": f.dictionaries, "dictionary_specials": f.dictionary_specials,
+        "target_dictionary": f.target_dictionary, "target_specials": f.target_specials}, indent=1) + "\n"
+        ).encode("utf-8")}
+    if f.tokenizer_model:
+        files[TOKENIZER] = f.tokenizer_model
+    if m.carried:
+        files[CARRIED] = save_tensors({k: v.contiguous() for k, v in m.carried.items()}, metadata={"format": "pt"})
+    return save_checkpoint(out, model, config, files=files)
