@@ -81,18 +81,41 @@ def pretraining_config(f: OfficialFile) -> tuple[dict[str, Any], dict[str, Any]]
     return {**_FIELD_DEFAULTS, **model}, dict(task or {})
 
 
+def _check_fields(m: dict[str, Any], task: dict[str, Any]) -> None:
+    """AV-HuBERT's config fields checked under their own names (types, ranges) before anything is built."""
+    from avspeech.model import validate as v
+
+    v.positive_int("encoder_layers", m["encoder_layers"], maximum=v.MAX_LAYERS)
+    for name in ("encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "conv_pos",
+                 "conv_pos_groups", "mask_length_audio", "mask_length_image"):
+        v.positive_int(name, m[name])
+    if m["audio_feat_dim"] != -1:  # -1: AVHubertConfig's default, 26 x stack_order_audio
+        v.positive_int("audio_feat_dim", m["audio_feat_dim"])
+    v.positive_int("final_dim", m["final_dim"], minimum=0)
+    v.positive_int("stack_order_audio", task.get("stack_order_audio", 4))
+    for name in ("dropout", "mask_prob_audio", "mask_prob_image", "modality_dropout", "audio_dropout"):
+        v.probability(name, m[name])
+    v.finite_float("logit_temp", m["logit_temp"], minimum=0.0, open_minimum=True)
+    v.boolean("layer_norm_first", m["layer_norm_first"])
+    v.boolean("untie_final_proj", m["untie_final_proj"])
+    v.choice("masking_type", m["masking_type"], ("input", "feature"))
+
+
 def encoder_config(f: OfficialFile) -> EncoderConfig:
-    """Our :class:`EncoderConfig` for the encoder of an official file; fields it cannot compute exactly are
-    refused with an :class:`InputError` naming them."""
+    """Our :class:`EncoderConfig` for the encoder of an official file. Every field used is checked first
+    (under AV-HuBERT's names); a variant this layout does not compute exactly, an invalid value or a size above
+    the budget is an :class:`InputError` naming the file, the field and the value."""
     m, task = pretraining_config(f)
     bad = [f"{k}={m.get(k)!r} (supported: {', '.join(map(repr, ok))})" for k, ok in _REQUIRED.items()
            if m.get(k) not in ok]
     if bad:
         raise InputError("AV-HuBERT variant not supported: " + "; ".join(bad), f.path)
-    audio_dim = int(m["audio_feat_dim"])
-    stack = int(task.get("stack_order_audio", 4))
-    if audio_dim <= 0:
-        audio_dim = 26 * stack
+    try:
+        _check_fields(m, task)
+    except ValueError as e:
+        raise InputError(f"bad AV-HuBERT config: {e}", f.path) from None
+    stack = task.get("stack_order_audio", 4)
+    audio_dim = m["audio_feat_dim"] if m["audio_feat_dim"] > 0 else 26 * stack
     if audio_dim != 26 * stack:
         raise InputError(f"audio_feat_dim {audio_dim} is not 26 filterbank bins x stack_order_audio {stack}",
                          f.path)
@@ -100,14 +123,15 @@ def encoder_config(f: OfficialFile) -> EncoderConfig:
         raise InputError(f"stack_order_audio {stack} is not supported (4: 100 Hz filterbanks to 25 Hz)", f.path)
     try:
         return EncoderConfig(
-            dim=int(m["encoder_embed_dim"]), layers=int(m["encoder_layers"]),
-            heads=int(m["encoder_attention_heads"]), ffn=int(m["encoder_ffn_embed_dim"]),
-            dropout=float(m["dropout"]), lip_widths=LIP_WIDTHS, audio_dim=audio_dim,
-            pos_conv_kernel=int(m["conv_pos"]), pos_conv_groups=int(m["conv_pos_groups"]), fusion="concat",
-            layout="avhubert", norm_first=bool(m["layer_norm_first"]), audio_features="avhubert",
+            dim=m["encoder_embed_dim"], layers=m["encoder_layers"], heads=m["encoder_attention_heads"],
+            ffn=m["encoder_ffn_embed_dim"], dropout=float(m["dropout"]), lip_widths=LIP_WIDTHS,
+            audio_dim=audio_dim, pos_conv_kernel=m["conv_pos"], pos_conv_groups=m["conv_pos_groups"],
+            fusion="concat", layout="avhubert", norm_first=m["layer_norm_first"], audio_features="avhubert",
             roi_geometry="avhubert")
-    except (TypeError, ValueError) as e:
-        raise InputError(f"AV-HuBERT config does not give a valid encoder ({e})", f.path) from e
+    except ValueError as e:
+        raise InputError(f"bad AV-HuBERT config (encoder_embed_dim, encoder_layers, encoder_attention_heads, "
+                         f"encoder_ffn_embed_dim, conv_pos, conv_pos_groups as dim, layers, heads, ffn, "
+                         f"pos_conv_kernel, pos_conv_groups): {e}", f.path) from None
 
 
 @dataclass
@@ -258,8 +282,8 @@ def pretraining_parts(f: OfficialFile, pre: dict[str, Tensor], cfg: EncoderConfi
                              "embeddings; only one label set is supported", f.path)
     if lab is not None and lab.ndim != 2:
         raise InputError(f"label_embs_concat has shape {tuple(lab.shape)}, expected (classes, final_dim)", f.path)
-    mask = {"audio_prob": float(m["mask_prob_audio"]), "audio_span": int(m["mask_length_audio"]),
-            "video_prob": float(m["mask_prob_image"]), "video_span": int(m["mask_length_image"])}
+    mask = {"audio_prob": float(m["mask_prob_audio"]), "audio_span": m["mask_length_audio"],
+            "video_prob": float(m["mask_prob_image"]), "video_span": m["mask_length_image"]}
     md, ad = float(m["modality_dropout"]), float(m["audio_dropout"])
     # AV-HuBERT: with probability md one modality is dropped, the audio with probability ad (else the lips)
     mask.update(p_av=1.0 - md, p_audio=md * (1.0 - ad))
