@@ -114,14 +114,20 @@ def _bn(out: dict, name: str, n: int) -> None:
 
 def official_shapes(model_cfg: dict[str, Any], num_classes: int | None = 13, num_label_sets: int = 1,
                     pretraining: bool = True) -> OrderedDict:
-    """Official state-dict key -> (shape, kind) of a pretrained ``AVHubertModel`` with ``model_cfg``, in module
-    registration order. ``num_classes``: the summed dictionary sizes (``label_embs_concat`` rows; None: no
+    """Official state-dict key -> (shape, kind) of a pretrained ``AVHubertModel`` with ``model_cfg``, in
+    ``state_dict()`` order (the root's own parameters ``mask_emb`` and ``label_embs_concat`` first, then the
+    submodules in registration order). ``num_classes``: the summed dictionary sizes (``label_embs_concat`` rows; None: no
     dictionaries, no ``label_embs_concat``); ``pretraining=False`` leaves out ``mask_emb``, ``final_proj`` and
     ``label_embs_concat``."""
     d, f = model_cfg["encoder_embed_dim"], model_cfg["encoder_ffn_embed_dim"]
     k, g = model_cfg["conv_pos"], model_cfg["conv_pos_groups"]
     final_dim = model_cfg.get("final_dim", 0) or d
     out: OrderedDict = OrderedDict()
+    if pretraining:
+        n = model_cfg["audio_feat_dim"] if model_cfg.get("masking_type", "input") == "input" else d
+        out["mask_emb"] = ((n,), "uniform")
+        if num_classes is not None:
+            out["label_embs_concat"] = ((num_classes, final_dim), "uniform")
     _linear(out, "feature_extractor_audio.proj", model_cfg["audio_feat_dim"], d)
     v = "feature_extractor_video.resnet"
     out[f"{v}.frontend3D.0.weight"] = ((STEM_WIDTH, 1, 5, 7, 7), "w")
@@ -145,9 +151,6 @@ def official_shapes(model_cfg: dict[str, Any], num_classes: int | None = 13, num
         c_in = w
     _linear(out, "feature_extractor_video.proj", BACKEND_OUT, d)
     _linear(out, "post_extract_proj", 2 * d, d)
-    if pretraining:
-        n = model_cfg["audio_feat_dim"] if model_cfg.get("masking_type", "input") == "input" else d
-        out["mask_emb"] = ((n,), "uniform")
     out["encoder.pos_conv.0.bias"] = ((d,), "b")
     out["encoder.pos_conv.0.weight_g"] = ((1, 1, k), "g")
     out["encoder.pos_conv.0.weight_v"] = ((d, d // g, k), "w")
@@ -165,8 +168,6 @@ def official_shapes(model_cfg: dict[str, Any], num_classes: int | None = 13, num
     if pretraining:
         n_proj = final_dim * num_label_sets if model_cfg.get("untie_final_proj") else final_dim
         _linear(out, "final_proj", d, n_proj)
-        if num_classes is not None:
-            out["label_embs_concat"] = ((num_classes, final_dim), "uniform")
     return out
 
 
