@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
     "pesq==0.0.4",  # ITU-T P.862.2 wide-band PESQ (built from source with the compiler pip finds)
     "pystoi==0.4.1",  # STOI
     "jiwer==4.0.0",  # WER / CER (recognition metrics)
+    "python_speech_features==0.6",  # AV-HuBERT's audio features (log filterbank), for its official checkpoints
     "sentencepiece==0.2.3",  # optional subword tokenizer of the recognition head (also a mediapipe dependency)
 ]
 

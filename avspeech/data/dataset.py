@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Sampler
 
 from avspeech.data.layout import Utterance, read_labels, read_manifest
 from avspeech.errors import InputError
-from avspeech.features import AUDIO_DIM, LipTransform, filterbank_104
+from avspeech.features import AUDIO_DIM, LipTransform, audio_features
 from avspeech.io.media import read_gray_video, read_wav
 from avspeech.timebase import SAMPLE_RATE
 
@@ -29,13 +29,17 @@ def order_generator(seed: int, epoch: int) -> torch.Generator:
 
 class AVDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None = None, *, train: bool = False,
-                 max_frames: int | None = None, seed: int = 0, cache_frames: int = 20000):
+                 max_frames: int | None = None, seed: int = 0, cache_frames: int = 20000,
+                 features: str = "avspeech"):
         """``cache_frames``: keep decoded utterances in memory when the whole set has at most this many frames
-        (about 9 kB each), so small corpora are decoded once instead of every epoch."""
+        (about 9 kB each), so small corpora are decoded once instead of every epoch. ``features``: the audio
+        features of the model being trained (its ``EncoderConfig.audio_features``; see
+        :func:`avspeech.features.audio_features`)."""
         self.utterances = read_manifest(manifest)
         self.labels = read_labels(labels, self.utterances) if labels else None
         self.train, self.max_frames, self.seed = train, max_frames, seed
         self.lip_transform = LipTransform(train=train)
+        self.features = audio_features(features)
         self.epoch = 0
         self._cache: dict[int, tuple[np.ndarray, torch.Tensor, bool]] | None = (
             {} if sum(u.frames for u in self.utterances) <= cache_frames else None)
@@ -65,7 +69,7 @@ class AVDataset(Dataset):
         else:
             rois, audio = self.load(utt)
             has_audio = audio is not None
-            feats = filterbank_104(audio, len(rois)) if has_audio else torch.zeros(len(rois), AUDIO_DIM)
+            feats = self.features(audio, len(rois)) if has_audio else torch.zeros(len(rois), AUDIO_DIM)
             if self._cache is not None:
                 self._cache[i] = (rois, feats, has_audio)
         t = len(rois)

@@ -6,6 +6,10 @@
 - :func:`warp_mel`: a vocal-tract-length-style warp of the mel axis (training augmentation: a voice with a
   longer or shorter vocal tract has its formants lower or higher), applied by ``filterbank_104(warp=...)``
   before stacking and normalisation.
+- :func:`avhubert_filterbank_104`: AV-HuBERT's own audio input (what its official checkpoints were trained on):
+  ``python_speech_features.logfbank`` (26 filters, 25 ms / 10 ms, 512-point FFT, pre-emphasis 0.97) of the 16-bit
+  samples, stacked, fitted to the video length and normalised the same way. :func:`audio_features` picks the
+  function a model's ``EncoderConfig.audio_features`` names.
 - :func:`mfcc_39`: 13 MFCCs with deltas and delta-deltas at 100 Hz, averaged over groups of four frames to 25 Hz
   (the features of the first clustering iteration).
 """
@@ -75,11 +79,49 @@ def filterbank_104(audio, num_frames: int | None = None, normalize: bool = True,
     fb = log_filterbank(audio)
     if warp is not None and warp != 1.0:
         fb = warp_mel(fb, warp)
+    return _stack(fb, t, normalize)
+
+
+def _stack(fb: torch.Tensor, t: int, normalize: bool) -> torch.Tensor:
+    """(L, 26) at 100 Hz -> (T, 104) at 25 Hz: fitted to 4T rows, stacked, each row layer-normed."""
     fb = _fit(fb, t * STACK)  # (4T, 26)
     feats = fb.reshape(t, AUDIO_DIM)  # (T, 104): frames 4t..4t+3 side by side
     if normalize and t:
         feats = torch.nn.functional.layer_norm(feats, (AUDIO_DIM,))
     return feats
+
+
+def avhubert_filterbank_104(audio, num_frames: int | None = None, normalize: bool = True,
+                            warp: float | None = None) -> torch.Tensor:
+    """(N,) audio in [-1, 1] at 16 kHz -> (T, 104) float32 at 25 Hz as AV-HuBERT's data loader computes it: the
+    samples as a 16-bit wav holds them (x 32768, rounded, clipped), ``logfbank`` of python_speech_features with
+    its defaults, four 100 Hz frames stacked per video frame (zero frames fill the last group and any frames up to
+    the video length; extra groups are cut), then each frame layer-normed over its 104 values. T = ``num_frames``
+    or N // 640; ``warp`` as in :func:`filterbank_104`."""
+    from python_speech_features import logfbank
+
+    t = len(audio) // SAMPLES_PER_FRAME if num_frames is None else num_frames
+    x = np.clip(np.round(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+    if x.size == 0:
+        fb = torch.zeros(0, FBANK_BINS)
+    else:
+        fb = torch.from_numpy(logfbank(x, samplerate=SAMPLE_RATE).astype(np.float32))
+    if warp is not None and warp != 1.0:
+        fb = warp_mel(fb, warp)
+    return _stack(fb, t, normalize)
+
+
+AUDIO_FEATURES = {"avspeech": filterbank_104, "avhubert": avhubert_filterbank_104}
+
+
+def audio_features(name: str):
+    """The feature function ``(audio, num_frames=None, normalize=True, warp=None) -> (T, 104)`` of a model whose
+    ``EncoderConfig.audio_features`` is ``name``: "avspeech" (:func:`filterbank_104`) or "avhubert"
+    (:func:`avhubert_filterbank_104`)."""
+    try:
+        return AUDIO_FEATURES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown audio features {name!r} (choices: {', '.join(AUDIO_FEATURES)})") from None
 
 
 def mfcc_39(audio, num_frames: int | None = None) -> torch.Tensor:

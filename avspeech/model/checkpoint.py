@@ -156,15 +156,25 @@ def load_encoder(path: str | Path):
     return encoder.eval()
 
 
-def load_head(path: str | Path, kind: str, key: str, config_cls: Any, model_cls: Any) -> nn.Module:
-    """The model of a head checkpoint folder (``config.json`` of this ``kind`` holding the head's config under
-    ``key``, weights in safetensors; no code runs), in eval mode; errors name the folder or file."""
+def head_config(path: str | Path, kind: str, key: str, config_cls: Any) -> tuple[Any, dict[str, Any]]:
+    """(the head's config, checked field by field, and the whole ``config.json``) of a head checkpoint folder of
+    this ``kind``; a bad value is an InputError naming the file and the field, before anything is built."""
     c = load_config(path)
     if c.get("kind") != kind or key not in c:
         raise InputError(f"not a {kind} checkpoint (kind {c.get('kind')!r}); train one with "
                          f"'avspeech finetune {kind}'", path)
     try:
-        model = model_cls(config_cls.from_dict(c[key]))
+        return config_cls.from_dict(c[key]), c
+    except (TypeError, ValueError, KeyError) as e:
+        raise InputError(f"bad {key} config ({e})", Path(path) / CONFIG) from e
+
+
+def load_head(path: str | Path, kind: str, key: str, config_cls: Any, model_cls: Any) -> nn.Module:
+    """The model of a head checkpoint folder (``config.json`` of this ``kind`` holding the head's config under
+    ``key``, weights in safetensors; no code runs), in eval mode; errors name the folder or file."""
+    cfg, _ = head_config(path, kind, key, config_cls)
+    try:
+        model = model_cls(cfg)
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise InputError(f"bad {key} config ({e})", Path(path) / CONFIG) from e
     load_into(model, load_weights(path), path)

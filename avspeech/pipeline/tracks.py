@@ -51,15 +51,17 @@ class RoiFile:
 
 
 @contextmanager
-def clip_tracks(path: str | Path, max_faces: int = 4, need_audio: str | None = None) -> Iterator[tuple]:
+def clip_tracks(path: str | Path, max_faces: int = 4, need_audio: str | None = None,
+                roi_geometry: str = "avspeech") -> Iterator[tuple]:
     """``(clip, result)``: the decoded clip (``clip.frames`` a stream: iterate it for another pass) and its
     :class:`~avspeech.preprocess.pipeline.ClipTracks` (each track's ``rois`` a :class:`RoiFile`), for the
     ``with`` block. :class:`InputError` naming the clip when it has no face track, or no audio when
-    ``need_audio`` (the reason the command needs it, for the message)."""
+    ``need_audio`` (the reason the command needs it, for the message). ``roi_geometry``: the mouth-ROI
+    convention of the model that reads the ROIs (:class:`~avspeech.preprocess.config.PreprocessConfig`)."""
     from avspeech.preprocess.config import PreprocessConfig
     from avspeech.preprocess.pipeline import Preprocessor, require_faces
 
-    cfg = PreprocessConfig(max_faces=max_faces)
+    cfg = PreprocessConfig(max_faces=max_faces, roi_geometry=roi_geometry)
     stores: list[RoiFile] = []
 
     def store(n: int, size: int) -> RoiFile:

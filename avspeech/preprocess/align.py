@@ -9,6 +9,16 @@ Both steps are one affine map from frame pixels to ROI pixels, applied with a si
 Mean face: the five stable FaceMesh points averaged over two frontal faces (the sample photos of matplotlib and
 scikit-image), made left-right symmetric, scaled so that the outer eye corners are 100 px apart (a 96x96 crop then
 spans from just below the nose tip to the chin), placed in the 256x256 frame with the eyes' midpoint at (128, 100).
+
+``geometry="avhubert"``: AV-HuBERT's convention (its ``preparation/align_mouth.py``, on dlib's 68 points), with
+FaceMesh points for dlib's: the stable points 36, 39, 42, 45 (eye corners) and 33 (below the nose) onto those of
+the mean face AV-HuBERT uses (``20words_mean_face.npy`` of mpc001's lip-reading preprocessing); the transform of
+frame i fitted to the landmarks averaged over frames i .. i + window - 1 (a forward window; the last
+window - 1 frames keep the last full window's transform); the ROI an integer-aligned crop of the 256x256 aligned
+frame centred on the mean of the 20 mouth points (dlib 48-67), its centre clamped to keep the crop inside the
+frame. One affine warp computes that crop directly (an integer shift of the warped frame). Pixels may differ by
+interpolation rounding from AV-HuBERT's (skimage, float, truncated to uint8) and outside the frame (border
+repeated here, black there).
 """
 from __future__ import annotations
 
@@ -22,6 +32,19 @@ LIP_POINTS = np.array([0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88
                        415])  # outer and inner lip contours (mediapipe FACEMESH_LIPS)
 MEAN_FACE = np.array([[78.0, 100.0], [108.8, 101.8], [147.2, 101.8], [178.0, 100.0], [128.0, 138.2]])
 MEAN_FACE_SIZE = 256
+GEOMETRIES = ("avspeech", "avhubert")
+
+# AV-HuBERT's geometry: FaceMesh stand-ins for dlib's stable points 36, 39, 42, 45, 33 (right eye outer, right eye
+# inner, left eye inner, left eye outer, subnasale) and mouth points 48-67, and the mean face's stable points
+# (20words_mean_face.npy, rows 36, 39, 42, 45, 33).
+AVHUBERT_STABLE_POINTS = np.array([33, 133, 362, 263, 2])
+AVHUBERT_MOUTH_POINTS = np.array([
+    61, 40, 37, 0, 267, 270, 291,  # dlib 48-54: outer lip, right corner over the upper lip to the left corner
+    321, 314, 17, 84, 91,  # 55-59: outer lower lip back to the right
+    78, 81, 13, 311, 308,  # 60-64: inner upper lip, corner to corner
+    402, 14, 178])  # 65-67: inner lower lip back
+AVHUBERT_MEAN_FACE = np.array([[92.5225, 94.3688], [112.7724, 94.9436], [145.5251, 94.5350], [166.6771, 93.5656],
+                               [128.8702, 137.3025]])
 
 
 def fill_gaps(frames: list[int] | np.ndarray, landmarks: list[np.ndarray] | np.ndarray
@@ -72,8 +95,38 @@ def apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
-def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int = 96) -> np.ndarray:
-    """Affine maps (L, 2, 3) from frame pixels to ROI pixels for landmarks (L, 468, 2) on consecutive frames."""
+def forward_smooth(x: np.ndarray, window: int) -> np.ndarray:
+    """Frame i: the mean of frames i .. i + window - 1 along axis 0; frames whose window would run past the end
+    take the last full window's mean (AV-HuBERT's smoothing)."""
+    n = len(x)
+    w = max(1, min(window, n))
+    c = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
+    lo = np.minimum(np.arange(n), n - w)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    return (c[lo + w] - c[lo]) / np.full(n, w).reshape(shape)
+
+
+def _avhubert_transforms(landmarks: np.ndarray, window: int, roi_size: int) -> np.ndarray:
+    stable = forward_smooth(landmarks[:, AVHUBERT_STABLE_POINTS], window)
+    mouth = landmarks[:, AVHUBERT_MOUTH_POINTS].mean(axis=1)
+    half = roi_size // 2
+    out = np.empty((len(landmarks), 2, 3))
+    for i in range(len(landmarks)):
+        m = similarity(stable[i], AVHUBERT_MEAN_FACE)
+        centre = np.clip(apply(m, mouth[i]), half, MEAN_FACE_SIZE - half)
+        m[:, 2] -= np.round(centre) - half  # the crop's corner in the aligned frame, whole pixels
+        out[i] = m
+    return out
+
+
+def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int = 96,
+                   geometry: str = "avspeech") -> np.ndarray:
+    """Affine maps (L, 2, 3) from frame pixels to ROI pixels for landmarks (L, 468, 2) on consecutive frames,
+    in this package's ``geometry`` or AV-HuBERT's ("avhubert")."""
+    if geometry == "avhubert":
+        return _avhubert_transforms(landmarks, smooth_window, roi_size)
+    if geometry != "avspeech":
+        raise ValueError(f"unknown ROI geometry {geometry!r} (choices: {', '.join(GEOMETRIES)})")
     stable = smooth(landmarks[:, STABLE_POINTS], smooth_window)  # (L, 5, 2)
     mouth = landmarks[:, LIP_POINTS].mean(axis=1)  # (L, 2), current frame
     out = np.empty((len(landmarks), 2, 3))

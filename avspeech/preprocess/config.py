@@ -38,6 +38,9 @@ class PreprocessConfig:
     smooth_window: int = field(default=12, metadata={
         "help": "frames of landmark smoothing before the similarity transform (AV-HuBERT: 12)"})
     roi_size: int = field(default=96, metadata={"help": "side of the square mouth ROI, px (even)"})
+    roi_geometry: str = field(default="avspeech", metadata={
+        "help": "where the mouth sits in the ROI: avspeech (this package's mean face, centred smoothing) or "
+                "avhubert (AV-HuBERT's mean face and smoothing, for its official checkpoints)"})
     crf: int = field(default=0, metadata={"help": "H.264 CRF of the ROI video (0: lossless, luma stored exactly)"})
 
     def __post_init__(self):
@@ -48,6 +51,8 @@ class PreprocessConfig:
         if self.detect_every < 1 or self.min_track_frames < 1 or self.smooth_window < 1:
             raise ValueError("detect_every, min_track_frames and smooth_window must be >= 1, got "
                              f"{self.detect_every}, {self.min_track_frames}, {self.smooth_window}")
+        if self.roi_geometry not in ("avspeech", "avhubert"):
+            raise ValueError(f"roi_geometry must be 'avspeech' or 'avhubert', got {self.roi_geometry!r}")
         if self.roi_size % 2:
             raise ValueError(f"roi_size must be even (H.264), got {self.roi_size}")
 

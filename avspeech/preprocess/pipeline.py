@@ -129,7 +129,7 @@ class Preprocessor:
             start, end = r.start, r.end
             lm, observed = fill_gaps(r.frames, r.landmarks)
             del r
-            tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size)
+            tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size, cfg.roi_geometry)
             rois = None if streamed else crop_rois(frames[start:end + 1], tf, cfg.roi_size)
             boxes = np.stack([landmark_box(x) for x in lm])
             if not keep_landmarks:

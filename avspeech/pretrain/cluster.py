@@ -51,7 +51,7 @@ def encoder_features(checkpoint: str | Path, manifest: str | Path, layer: int, d
     encoder = load_encoder(checkpoint).to(device).eval()
     if not 1 <= layer <= encoder.cfg.layers:
         raise ValueError(f"layer must be in 1..{encoder.cfg.layers}, got {layer}")
-    ds = AVDataset(manifest)
+    ds = AVDataset(manifest, features=encoder.cfg.audio_features)
     out: list[np.ndarray | None] = [None] * len(ds)
     sampler = BucketBatchSampler([u.frames for u in ds.utterances], max(batch_frames, max(ds.lengths())),
                                  shuffle=False)

@@ -138,8 +138,9 @@ class PretrainTask(Task):
     amp = True
     collate = staticmethod(collate)
 
-    def __init__(self, cfg: TrainConfig):
-        self.dataset = AVDataset(cfg.manifest, cfg.labels, train=True, max_frames=cfg.max_frames, seed=cfg.seed)
+    def __init__(self, cfg: TrainConfig, features: str = "avspeech"):
+        self.dataset = AVDataset(cfg.manifest, cfg.labels, train=True, max_frames=cfg.max_frames, seed=cfg.seed,
+                                 features=features)
         self.sampler = BucketBatchSampler(self.dataset.lengths(), max(cfg.batch_frames, cfg.max_frames),
                                           seed=cfg.seed)
 
@@ -167,6 +168,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise InputError(f"{len(missing)} files named in the manifest are missing, e.g. {missing[:3]}", cfg.manifest)
     k = num_clusters(cfg.labels, cfg.manifest)
     torch.manual_seed(cfg.seed)
-    task = PretrainTask(cfg)
     model, model_config = build_model(cfg, k)
+    task = PretrainTask(cfg, model.encoder.cfg.audio_features)
     return fit(task, model, model_config, cfg)

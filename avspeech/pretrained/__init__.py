@@ -24,7 +24,9 @@ HERE = Path(__file__).resolve().parent
 class Preprocessing:
     """What a model's inputs must be: ``fps`` video frames of ``roi_size`` mouth ROIs (gray, centre-cropped to
     ``lip_crop``, normalised with ``lip_mean`` / ``lip_std``) and ``sample_rate`` mono audio turned into
-    ``audio_dim`` features per video frame (``audio_features``: their definition)."""
+    ``audio_dim`` features per video frame (``audio_features``: their definition). ``roi_geometry``: where the
+    mouth sits in the ROI (:class:`~avspeech.preprocess.config.PreprocessConfig`: this package's convention or
+    AV-HuBERT's)."""
 
     fps: float
     sample_rate: int
@@ -34,6 +36,7 @@ class Preprocessing:
     lip_std: float
     audio_dim: int
     audio_features: dict[str, Any]
+    roi_geometry: str = "avspeech"
 
     @classmethod
     def package_default(cls) -> "Preprocessing":
@@ -51,12 +54,24 @@ class Preprocessing:
                                    "frame_shift_ms": 10.0, "stack": STACK, "normalize": "per_frame"})
 
     @classmethod
+    def avhubert(cls) -> "Preprocessing":
+        """AV-HuBERT's inputs (what its official checkpoints expect): python_speech_features' log filterbank,
+        stacked and normalised the same way, and AV-HuBERT's mouth-ROI geometry."""
+        d = asdict(cls.package_default())
+        d["audio_features"] = {"kind": "python_speech_features_logfbank", "mel_bins": 26, "frame_length_ms": 25.0,
+                               "frame_shift_ms": 10.0, "stack": 4, "normalize": "per_frame"}
+        d["roi_geometry"] = "avhubert"
+        return cls(**d)
+
+    @classmethod
     def from_config(cls, config: dict) -> "Preprocessing":
         """The ``preprocessing`` section of a checkpoint config where it is recorded (else the package's
         settings), with the encoder's recorded frame rate and audio feature width taking precedence."""
-        d = dict(config.get("preprocessing") or asdict(cls.package_default()))
         enc = (config.get("separator") or config.get("recognizer") or {}).get("encoder") or config.get("encoder")
+        own = cls.avhubert() if (enc or {}).get("audio_features") == "avhubert" else cls.package_default()
+        d = dict(config.get("preprocessing") or asdict(own))
         if enc:
+            d["roi_geometry"] = str(enc.get("roi_geometry", d.get("roi_geometry", "avspeech")))
             d["fps"] = float(enc.get("rate", d["fps"]))
             d["audio_dim"] = int(enc.get("audio_dim", d["audio_dim"]))
         try:

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from avspeech.data.layout import clip_of, default_labels_path, read_manifest, read_transcripts, write_transcripts
 from avspeech.errors import InputError
-from avspeech.features import LipTransform, filterbank_104
+from avspeech.features import LipTransform, audio_features
 from avspeech.io.media import read_gray_video, read_wav
 from avspeech.features.audio import level_normalise
 from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
@@ -79,7 +79,7 @@ class RecognitionDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None, tokenizer, *, train: bool = False,
                  condition: Condition = Condition(), noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2),
                  snr_range: tuple[float, float] = (-5.0, 10.0), babble_talkers: int = 4, silent_prob: float = 0.0,
-                 freq_warp: float = 0.0, seed: int = 0):
+                 freq_warp: float = 0.0, seed: int = 0, features: str = "avspeech"):
         if not 0.0 <= freq_warp < 1.0:
             raise ValueError(f"freq_warp must be in [0, 1), got {freq_warp}")
         self.utts = read_manifest(manifest)
@@ -95,6 +95,7 @@ class RecognitionDataset(Dataset):
                                  "at run time)", manifest)
         self.clips = [clip_of(u.id) for u in self.utts]
         self.lip_transform = LipTransform(train=train)
+        self.features = audio_features(features)  # the model's (EncoderConfig.audio_features)
         self.epoch = 0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -154,7 +155,7 @@ class RecognitionDataset(Dataset):
             wav = add_noise(wav, self.noise(i, self.condition.kind, None), self.condition.snr_db)
         t = len(rois)
         return {"id": self.utts[i].id, "lips": self.lip_transform(rois, g),
-                "audio": filterbank_104(wav, t, warp=warp), "length": t, "text": text,
+                "audio": self.features(wav, t, warp=warp), "length": t, "text": text,
                 "tokens": self.tokenizer.encode(text)}
 
 

@@ -46,7 +46,8 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
         if mode == "video" and video_rows is not None:
             rows += [{**r, "condition": cond.name} for r in video_rows]
             continue
-        ds = RecognitionDataset(manifest, labels, model.tokenizer, train=False, condition=cond)
+        ds = RecognitionDataset(manifest, labels, model.tokenizer, train=False, condition=cond,
+                                features=model.encoder.cfg.audio_features)
         idx = list(range(len(ds)))[:limit] if limit else list(range(len(ds)))
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
         new = []

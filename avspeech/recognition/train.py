@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from avspeech.errors import InputError
-from avspeech.model.checkpoint import encoder_init, load_config, load_head, load_into
+from avspeech.model.checkpoint import encoder_init, head_config, load_config, load_head, load_into
 from avspeech.model.config import preset
 from avspeech.model.modality import modality_dropout
 from avspeech.recognition.data import RecognitionDataset, collate_recognition
@@ -91,13 +91,14 @@ def build_recognizer(cfg: RecognitionTrainConfig, texts: list[str]) -> tuple[AVR
         if cfg.freeze_encoder:
             model.encoder.requires_grad_(False)
         return model, {"kind": "recognition", "recognizer": model.cfg.to_dict(), "train": dataclasses.asdict(cfg)}
+    # the encoder's source first: a bad --init-from is reported before a tokenizer is trained
+    enc, enc_weights = encoder_init(cfg.init_from) if cfg.init_from else (preset(cfg.model), None)
     if cfg.tokenizer == "char":
         tok = CharTokenizer()
     elif cfg.tokenizer == "sentencepiece":
         tok = SentencePieceTokenizer.train(texts, vocab_size=cfg.sp_vocab)
     else:
         raise InputError(f"unknown tokenizer {cfg.tokenizer!r} (char or sentencepiece)")
-    enc, enc_weights = encoder_init(cfg.init_from) if cfg.init_from else (preset(cfg.model), None)
     rec_cfg = RecognizerConfig(encoder=enc, tokenizer=tok.to_dict(), upsample=cfg.upsample,
                                decoder_layers=cfg.decoder_layers,
                                ctc_weight=cfg.ctc_weight if cfg.decoder_layers else 1.0)
@@ -123,11 +124,12 @@ class RecognitionTask(Task):
     collate = staticmethod(collate_recognition)
     unused_parameters = True  # a video-only or audio-only batch leaves a front-end without gradient
 
-    def __init__(self, cfg: RecognitionTrainConfig, tokenizer):
+    def __init__(self, cfg: RecognitionTrainConfig, tokenizer, features: str = "avspeech"):
         self.cfg = cfg
         self.dataset = RecognitionDataset(cfg.manifest, cfg.labels, tokenizer, train=True,
                                           noise_probs=cfg.noise_probs, snr_range=cfg.snr_range,
-                                          silent_prob=cfg.silent_prob, freq_warp=cfg.freq_warp, seed=cfg.seed)
+                                          silent_prob=cfg.silent_prob, freq_warp=cfg.freq_warp, seed=cfg.seed,
+                                          features=features)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         return shuffled_batches(len(self.dataset), self.cfg.batch_size, self.cfg.seed, epoch)
@@ -165,7 +167,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
 
         texts = read_transcripts(cfg.labels or default_labels_path(cfg.manifest))
         model, model_config = build_recognizer(cfg, texts)
-    task = RecognitionTask(cfg, model.tokenizer)
+    task = RecognitionTask(cfg, model.tokenizer, model.encoder.cfg.audio_features)
     if len(task.dataset) < cfg.batch_size:
         raise InputError(f"{len(task.dataset)} utterances are fewer than one batch of {cfg.batch_size}",
                          cfg.manifest)
@@ -173,8 +175,8 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
 
 
 def _resumed_model(resume: Path, cfg: RecognitionTrainConfig) -> tuple[AVRecognizer, dict[str, Any]]:
-    c = load_config(resume)
-    model = AVRecognizer(RecognizerConfig.from_dict(c["recognizer"]))
+    rc, c = head_config(resume, "recognition", "recognizer", RecognizerConfig)
+    model = AVRecognizer(rc)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
     return model, {**c, "train": dataclasses.asdict(cfg)}

@@ -64,7 +64,7 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
     PESQ/STOI failures)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = MixtureDataset(manifest, mixtures)
+    ds = MixtureDataset(manifest, mixtures, features=model.encoder.cfg.audio_features)
     n = len(ds) if limit is None else min(limit, len(ds))
     csv_path = out / "results.csv"
     fields = ["id", "target", "interferer", "gain_db", *METRICS]

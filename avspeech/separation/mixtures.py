@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from avspeech.data.layout import Mixture, Utterance, clip_of, read_manifest, read_mixtures, write_mixtures
 from avspeech.errors import InputError
-from avspeech.features import LipTransform, filterbank_104
+from avspeech.features import LipTransform, audio_features
 from avspeech.features.audio import LEVEL_DBFS, level_normalise
 from avspeech.io.media import read_gray_video, read_wav
 from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
@@ -89,7 +89,8 @@ class MixtureDataset(Dataset):
     """
 
     def __init__(self, manifest: str | Path, mixtures: str | Path | Sequence[Mixture], *, train: bool = False,
-                 crop_frames: int | None = None, silent_prob: float = 0.0, seed: int = 0):
+                 crop_frames: int | None = None, silent_prob: float = 0.0, seed: int = 0,
+                 features: str = "avspeech"):
         self.utts = {u.id: u for u in read_manifest(manifest)}
         self.mixtures = read_mixtures(mixtures) if isinstance(mixtures, (str, Path)) else list(mixtures)
         missing = sorted({m_id for m in self.mixtures for m_id in (m.utt_a, m.utt_b) if m_id not in self.utts})
@@ -101,6 +102,7 @@ class MixtureDataset(Dataset):
                 raise InputError(f"{u}: separation needs both the ROI video and the audio", manifest)
         self.train, self.crop, self.silent_prob, self.seed = train, crop_frames, silent_prob, seed
         self.lip_transform = LipTransform(train=train)
+        self.features = audio_features(features)  # the model's (EncoderConfig.audio_features)
         self.epoch = 0
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -144,7 +146,7 @@ class MixtureDataset(Dataset):
         mixture = target + interferer
         return {"id": f"{m.id}:{which}", "mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target),
                 "interferer": torch.from_numpy(interferer), "lips": self.lip_transform(rois, g),
-                "audio": filterbank_104(mixture, t), "length": t, "silent": silent,
+                "audio": self.features(mixture, t), "length": t, "silent": silent,
                 "target_utt": m.utt_a if which == "a" else m.utt_b, "start": start}
 
 

@@ -167,10 +167,11 @@ class SeparationTask(Task):
     collate = staticmethod(collate_mixtures)
     unused_parameters = True  # e.g. the lip->audio direction of the fusion, whose output the head does not use
 
-    def __init__(self, cfg: SeparationTrainConfig):
+    def __init__(self, cfg: SeparationTrainConfig, features: str = "avspeech"):
         self.cfg = cfg
         self.dataset = MixtureDataset(cfg.manifest, cfg.mixtures, train=True, crop_frames=cfg.crop_frames,
-                                      silent_prob=cfg.silent_prob if cfg.mode == "av" else 0.0, seed=cfg.seed)
+                                      silent_prob=cfg.silent_prob if cfg.mode == "av" else 0.0, seed=cfg.seed,
+                                      features=features)
         self.lip_cache: dict[str, torch.Tensor] | None = None
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -205,9 +206,9 @@ class SeparationTask(Task):
 def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
     """Run (or resume) fine-tuning; returns the final step, the last logged row and the checkpoint path."""
     torch.manual_seed(cfg.seed)
-    task = SeparationTask(cfg)
+    model, model_config = build_separator(cfg)  # first: its encoder decides the audio features
+    task = SeparationTask(cfg, model.encoder.cfg.audio_features)
     if len(task.dataset) < cfg.batch_size:
         raise InputError(f"{len(task.dataset)} training items are fewer than one batch of {cfg.batch_size}",
                          cfg.mixtures)
-    model, model_config = build_separator(cfg)
     return fit(task, model, model_config, cfg)

@@ -193,6 +193,37 @@ def _map_key(k: str, norm_first: bool) -> str | None:
     return None
 
 
+def official_names(ours: str, norm_first: bool) -> list[str]:
+    """The official key(s) (without the fine-tuned prefix) that our AVEncoder key ``ours`` comes from: the
+    inverse of :func:`_map_key` (a stacked q/k/v tensor has three), for error messages in the file's terms."""
+    m = re.fullmatch(r"layers\.(\d+)\.self_attn\.in_proj_(weight|bias)", ours)
+    if m:
+        return [f"encoder.layers.{m[1]}.self_attn.{p}_proj.{m[2]}" for p in "qkv"]
+    pos = {"pos.conv.bias": "encoder.pos_conv.0.bias",
+           "pos.conv.parametrizations.weight.original0": "encoder.pos_conv.0.weight_g",
+           "pos.conv.parametrizations.weight.original1": "encoder.pos_conv.0.weight_v"}
+    if ours in pos:
+        return [pos[ours]]
+    m = re.fullmatch(r"lip_frontend\.stem\.([012])\.(\w+)", ours)
+    if m:
+        return [f"feature_extractor_video.resnet.frontend3D.{m[1]}.{m[2]}"]
+    m = re.fullmatch(r"lip_frontend\.trunk\.(\d)\.(\d+)\.(.+)", ours)
+    if m:
+        rest = m[3].replace("act1.", "relu1.").replace("act2.", "relu2.")
+        return [f"feature_extractor_video.resnet.trunk.layer{int(m[1]) + 1}.{m[2]}.{rest}"]
+    m = re.fullmatch(r"layers\.(\d+)\.(norm1|norm2|linear1|linear2|self_attn\.out_proj)\.(\w+)", ours)
+    if m:
+        sub = {"norm1": "self_attn_layer_norm", "norm2": "final_layer_norm", "linear1": "fc1", "linear2": "fc2"}
+        return [f"encoder.layers.{m[1]}.{sub.get(m[2], m[2])}.{m[3]}"]
+    simple = {"audio_frontend.proj.": "feature_extractor_audio.proj.", "lip_frontend.proj.":
+              "feature_extractor_video.proj.", "fusion.norm.": "layer_norm.", "fusion.out.": "post_extract_proj.",
+              ("norm_out." if norm_first else "norm_in."): "encoder.layer_norm."}
+    for a, b in simple.items():
+        if ours.startswith(a):
+            return [b + ours[len(a):]]
+    return [ours]
+
+
 _QKV = re.compile(r"encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)")
 _PRETRAIN = ("mask_emb", "final_proj.weight", "final_proj.bias", "label_embs_concat")
 
@@ -233,6 +264,9 @@ def split_state(f: OfficialFile, cfg: EncoderConfig) -> tuple[dict[str, Tensor],
         if set(parts) != {"q", "k", "v"}:
             unknown += [f"{prefix}encoder.layers.{n}.self_attn.{p}_proj.{what}" for p in sorted(parts)]
             continue
+        if len({tuple(t.shape) for t in parts.values()}) != 1:
+            shapes = ", ".join(f"{p}_proj {tuple(parts[p].shape)}" for p in "qkv")
+            raise InputError(f"encoder.layers.{n}.self_attn: q/k/v {what}s differ in shape ({shapes})", f.path)
         enc[f"layers.{n}.self_attn.in_proj_{what}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
     if unknown:
         raise InputError(f"{len(unknown)} tensors of the file fit no part of AV-HuBERT's encoder "
@@ -241,11 +275,14 @@ def split_state(f: OfficialFile, cfg: EncoderConfig) -> tuple[dict[str, Tensor],
     return enc, pre, carried
 
 
-def _load_strict(module: torch.nn.Module, sd: dict[str, Tensor], path: Path, what: str) -> None:
+def _load_strict(module: torch.nn.Module, sd: dict[str, Tensor], path: Path, what: str,
+                 names=lambda k: [k]) -> None:
+    """Load ``sd`` into ``module`` strictly; an InputError lists missing, unexpected and mis-shaped keys by
+    ``names(key)`` (the file's own names)."""
     own = module.state_dict()
-    missing = sorted(set(own) - set(sd))
-    extra = sorted(set(sd) - set(own))
-    shapes = [f"{k}: file {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}" for k in own
+    missing = sorted(n for k in set(own) - set(sd) for n in names(k))
+    extra = sorted(n for k in set(sd) - set(own) for n in names(k))
+    shapes = [f"{'/'.join(names(k))}: file {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}" for k in own
               if k in sd and sd[k].shape != own[k].shape]
     if missing or extra or shapes:
         parts = []
@@ -324,7 +361,9 @@ def from_official(f: OfficialFile, device: str | torch.device = "cpu",
     cfg = encoder_config(f)
     enc_sd, pre, carried = split_state(f, cfg)
     encoder = AVEncoder(cfg)
-    _load_strict(encoder, enc_sd, f.path, "encoder")
+    prefix = ENCODER_PREFIX[f.kind]
+    _load_strict(encoder, enc_sd, f.path, "encoder",
+                 names=lambda k: [prefix + n for n in official_names(k, cfg.norm_first)])
     parts = pretraining_parts(f, pre, cfg)
     encoder = encoder.to(device=device, dtype=dtype).eval()
     return AVHubert(encoder, cfg, parts, carried, f)
