@@ -87,7 +87,12 @@ def pretraining_start(path: str) -> tuple[Any, dict[str, torch.Tensor], dict[str
         p = m.pretraining
         proj_dim = p.proj_weight.shape[0] if p.proj_weight is not None else 256
         settings = {"mask_level": p.mask_level, "mask": p.mask, "temperature": p.temperature, "proj_dim": proj_dim}
-        return m.config, m.encoder.state_dict(), settings, p.state_dict()
+        head = p.state_dict()
+        head.pop("cluster_emb", None)
+        clusters = p.clusters()  # rows in our label order (fairseq's specials dropped)
+        if clusters is not None:
+            head["cluster_emb"] = clusters
+        return m.config, m.encoder.state_dict(), settings, head
     enc_cfg, enc_weights = encoder_init(path)
     c = load_config(path)
     if c.get("kind") != "pretrain":

@@ -149,6 +149,21 @@ class PretrainingParts:
     temperature: float
     mask: dict[str, float] = field(default_factory=dict)
 
+    label_symbols: list[str] = field(default_factory=list)  # the label dictionary, in row order of cluster_emb
+
+    def clusters(self) -> Tensor | None:
+        """``cluster_emb`` re-indexed for our labels, where cluster c is the label written as the integer c (the
+        k-means label files of AV-HuBERT and of ``avspeech cluster``): row c is the file's row of symbol "c" in
+        its label dictionary (fairseq puts its special symbols first). None when the dictionary's symbols are
+        not the integers 0 .. K-1 (then the rows have no meaning for integer labels)."""
+        if self.cluster_emb is None or len(self.label_symbols) != len(self.cluster_emb):
+            return None
+        rows = {sym: i for i, sym in enumerate(self.label_symbols)}
+        k = sum(1 for sym in rows if sym.isdigit())
+        if k == 0 or any(str(c) not in rows for c in range(k)):
+            return None
+        return self.cluster_emb[[rows[str(c)] for c in range(k)]]
+
     def state_dict(self) -> dict[str, Tensor]:
         """The keys of :class:`~avspeech.pretrain.objective.MaskedPredictionModel` besides ``encoder.*``."""
         out = {"audio_mask_emb": self.audio_mask_emb, "proj.weight": self.proj_weight,
@@ -262,8 +277,8 @@ def split_state(f: OfficialFile, cfg: EncoderConfig) -> tuple[dict[str, Tensor],
             enc[ours] = t
     for (n, what), parts in sorted(qkv.items()):
         if set(parts) != {"q", "k", "v"}:
-            unknown += [f"{prefix}encoder.layers.{n}.self_attn.{p}_proj.{what}" for p in sorted(parts)]
-            continue
+            absent = [f"{prefix}encoder.layers.{n}.self_attn.{p}_proj.{what}" for p in "qkv" if p not in parts]
+            raise InputError(f"the encoder does not fit AV-HuBERT's layout: missing {absent}", f.path)
         if len({tuple(t.shape) for t in parts.values()}) != 1:
             shapes = ", ".join(f"{p}_proj {tuple(parts[p].shape)}" for p in "qkv")
             raise InputError(f"encoder.layers.{n}.self_attn: q/k/v {what}s differ in shape ({shapes})", f.path)
@@ -324,7 +339,8 @@ def pretraining_parts(f: OfficialFile, pre: dict[str, Tensor], cfg: EncoderConfi
     md, ad = float(m["modality_dropout"]), float(m["audio_dropout"])
     # AV-HuBERT: with probability md one modality is dropped, the audio with probability ad (else the lips)
     mask.update(p_av=1.0 - md, p_audio=md * (1.0 - ad))
-    return PretrainingParts(level, emb, w, b, lab, float(m["logit_temp"]), mask)
+    symbols = f.dictionaries[0] if len(f.dictionaries) == 1 else []
+    return PretrainingParts(level, emb, w, b, lab, float(m["logit_temp"]), mask, symbols)
 
 
 @dataclass
@@ -421,11 +437,15 @@ def save_converted(m: AVHubert, out: str | Path) -> Path:
     config: dict[str, Any] = {"encoder": m.config.to_dict(), "mask_level": p.mask_level, "mask": p.mask,
                               "temperature": p.temperature}
     if f.kind == "pretrained" and p.proj_weight is not None and p.cluster_emb is not None:
-        k, proj_dim = p.cluster_emb.shape
+        clusters = p.clusters()  # row c = label "c" (fairseq's special rows dropped) where the labels are integers
+        emb = clusters if clusters is not None else p.cluster_emb
+        k, proj_dim = emb.shape
         model = MaskedPredictionModel(encoder, int(k), proj_dim=int(proj_dim), temperature=p.temperature,
                                       mask_level=p.mask_level)
         own = {n: t for n, t in model.state_dict().items() if not n.startswith("encoder.")}
-        tensors = p.state_dict()
+        tensors = {**p.state_dict(), "cluster_emb": emb}
+        config["cluster_rows"] = ("label c (the file's rows of the symbols 0 .. K-1)" if clusters is not None
+                                  else "the file's label dictionary order")
         if p.audio_mask_emb is None:  # a file without mask_emb keeps a fresh one (reported in the config)
             tensors["audio_mask_emb"] = own["audio_mask_emb"]
         model.load_state_dict(tensors, strict=False)
