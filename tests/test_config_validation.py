@@ -1,7 +1,6 @@
 """Untrusted checkpoint configs are checked field by field before any module is built: each hostile value gives
 one clear error naming the file, the field and the value, at once and without allocating the model."""
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -93,8 +92,9 @@ def test_commands_give_one_line_and_little_memory(tmp_path):
     folder = _recognizer_folder(tmp_path / "ck", "layers", 100000, inside_encoder=True)
     clip = tmp_path / "clip.mp4"
     clip.write_text("not a video")
-    code = ("import resource, sys; from avspeech.cli import main; rc = main(sys.argv[1:]); "
-            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    # VmHWM: the peak RSS of this process image (ru_maxrss would carry over pytest's own peak through fork/exec)
+    code = ("import re, sys; from avspeech.cli import main; rc = main(sys.argv[1:]); "
+            "print('MAXRSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]); sys.exit(rc)")
     res = subprocess.run([sys.executable, "-c", code, "recognize", str(clip), "--out", str(tmp_path / "o"),
                           "--checkpoint", str(folder)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2, res.stderr[-2000:]
@@ -102,7 +102,6 @@ def test_commands_give_one_line_and_little_memory(tmp_path):
     assert len(errors) == 1 and "layers" in errors[0] and "config.json" in errors[0], res.stderr[-2000:]
     maxrss_kb = int(next(ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("MAXRSS")))
     assert maxrss_kb < 1024 * 1024, maxrss_kb
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024
 
 
 SEPARATOR_HOSTILE = [

@@ -124,6 +124,13 @@ def audio_features(name: str):
         raise ValueError(f"unknown audio features {name!r} (choices: {', '.join(AUDIO_FEATURES)})") from None
 
 
+def encoder_setting(model, name: str, default: str = "avspeech") -> str:
+    """``model.encoder.cfg.<name>`` (``audio_features``, ``roi_geometry``) of a head or encoder, else ``default``
+    (models without an encoder config, e.g. test stand-ins, read this package's inputs)."""
+    enc = getattr(model, "encoder", model)
+    return getattr(getattr(enc, "cfg", None), name, default)
+
+
 def mfcc_39(audio, num_frames: int | None = None) -> torch.Tensor:
     """(N,) audio at 16 kHz -> (T, 39) at 25 Hz: MFCC (13) + deltas + delta-deltas, mean of 4 frames at 100 Hz."""
     t = len(audio) // SAMPLES_PER_FRAME if num_frames is None else num_frames

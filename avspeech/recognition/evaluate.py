@@ -17,6 +17,7 @@ from typing import Sequence
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from avspeech.features.audio import encoder_setting
 from avspeech.io.atomic import atomic_write_json, atomic_write_text
 from avspeech.recognition.data import Condition, RecognitionDataset, collate_recognition
 from avspeech.recognition.metrics import corpus_rates, error_counts
@@ -47,7 +48,7 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
             rows += [{**r, "condition": cond.name} for r in video_rows]
             continue
         ds = RecognitionDataset(manifest, labels, model.tokenizer, train=False, condition=cond,
-                                features=model.encoder.cfg.audio_features)
+                                features=encoder_setting(model, "audio_features"))
         idx = list(range(len(ds)))[:limit] if limit else list(range(len(ds)))
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
         new = []

@@ -21,6 +21,7 @@ import torch
 
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, audio_features
+from avspeech.features.audio import encoder_setting
 from avspeech.pipeline import ChunkConfig, merge_words, span_chunks
 from avspeech.pipeline.config import RECOGNITION_CHUNKS
 from avspeech.recognition.model import AVRecognizer
@@ -56,7 +57,7 @@ def recognize_span(model: AVRecognizer, rois, audio: np.ndarray | None, mode: st
     (:func:`avspeech.pipeline.span_chunks`); each word is kept from the chunk that owns its midpoint
     (:func:`avspeech.pipeline.merge_words`), so a word across a chunk boundary is neither lost nor doubled."""
     transform = LipTransform(train=False)
-    features = audio_features(model.encoder.cfg.audio_features)
+    features = audio_features(encoder_setting(model, "audio_features"))
     per_chunk, logps = [], []
     for c in span_chunks(rois, audio, chunk_frames, overlap_frames):
         t = c.num_frames
@@ -107,7 +108,7 @@ def recognize_clip(path: str | Path, out: str | Path, model: AVRecognizer | None
     chunks = ChunkConfig(chunk_seconds, overlap_seconds)
     model = model if model is not None else load_model(checkpoint)
     need = f"mode {mode!r} needs it (use --mode video)" if mode in ("av", "audio") else None
-    with clip_tracks(path, max_faces, need_audio=need, roi_geometry=model.encoder.cfg.roi_geometry) as (_, result):
+    with clip_tracks(path, max_faces, need_audio=need, roi_geometry=encoder_setting(model, "roi_geometry")) as (_, result):
         timings = dict(result.timings)
         t0 = time.perf_counter()
         entries = recognize_tracks(model, result.audio, result.tracks, result.num_frames, result.fps, options, mode,

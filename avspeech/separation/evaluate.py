@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from avspeech.features.audio import encoder_setting
 from avspeech.io.atomic import atomic_write_json, atomic_write_text
 from avspeech.separation.metrics import score, si_sdr
 from avspeech.separation.mixtures import MixtureDataset, collate_mixtures
@@ -64,7 +65,7 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
     PESQ/STOI failures)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = MixtureDataset(manifest, mixtures, features=model.encoder.cfg.audio_features)
+    ds = MixtureDataset(manifest, mixtures, features=encoder_setting(model, "audio_features"))
     n = len(ds) if limit is None else min(limit, len(ds))
     csv_path = out / "results.csv"
     fields = ["id", "target", "interferer", "gain_db", *METRICS]

@@ -24,6 +24,7 @@ import torch
 
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, audio_features
+from avspeech.features.audio import encoder_setting
 from avspeech.pipeline import ChunkConfig, CrossFade, span_chunks
 from avspeech.pipeline.config import SEPARATION_CHUNKS
 from avspeech.separation.model import AVSeparator
@@ -63,7 +64,7 @@ def separate_span(model: AVSeparator, audio: np.ndarray, rois, chunk_frames: int
     if audio.shape[0] != len(rois) * SAMPLES_PER_FRAME:
         raise ValueError(f"{audio.shape[0]} samples for {len(rois)} frames; expected {len(rois) * SAMPLES_PER_FRAME}")
     transform = LipTransform(train=False)
-    features = audio_features(model.encoder.cfg.audio_features)
+    features = audio_features(encoder_setting(model, "audio_features"))
     fade = CrossFade(len(rois), overlap_frames)
     for c in span_chunks(rois, audio, chunk_frames, overlap_frames):
         seg = c.audio.astype(np.float32)
@@ -116,7 +117,7 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
     chunks = ChunkConfig(chunk_seconds, overlap_seconds)
     model = model if model is not None else load_model(checkpoint)
     with clip_tracks(path, max_faces, need_audio="there is nothing to separate",
-                     roi_geometry=model.encoder.cfg.roi_geometry) as (clip, result):
+                     roi_geometry=encoder_setting(model, "roi_geometry")) as (clip, result):
         fps, n = result.fps, result.num_frames
         timings = dict(result.timings)
         t0 = time.perf_counter()
