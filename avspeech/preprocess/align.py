@@ -36,15 +36,18 @@ GEOMETRIES = ("avspeech", "avhubert")
 
 # AV-HuBERT's geometry: FaceMesh stand-ins for dlib's stable points 36, 39, 42, 45, 33 (right eye outer, right eye
 # inner, left eye inner, left eye outer, subnasale) and mouth points 48-67, and the mean face's stable points
-# (20words_mean_face.npy, rows 36, 39, 42, 45, 33).
+# (20words_mean_face.npy, rows 36, 39, 42, 45, 33). dlib 33 is the base of the nose between the nostrils, not
+# its tip (dlib 30): FaceMesh 2 ("noseBottom"); with the eye corners fitted, FaceMesh 2 lands about 6 px above the
+# mean face's point 33 on both shipped photos, the tip (1) 10 px and point 4 15 px above it.
 AVHUBERT_STABLE_POINTS = np.array([33, 133, 362, 263, 2])
 AVHUBERT_MOUTH_POINTS = np.array([
     61, 40, 37, 0, 267, 270, 291,  # dlib 48-54: outer lip, right corner over the upper lip to the left corner
     321, 314, 17, 84, 91,  # 55-59: outer lower lip back to the right
     78, 81, 13, 311, 308,  # 60-64: inner upper lip, corner to corner
     402, 14, 178])  # 65-67: inner lower lip back
-AVHUBERT_MEAN_FACE = np.array([[92.5225, 94.3688], [112.7724, 94.9436], [145.5251, 94.5350], [166.6771, 93.5656],
-                               [128.8702, 137.3025]])
+AVHUBERT_MEAN_FACE = np.array([[92.52245552947952, 94.36876013925871], [112.7724172413806, 94.94360869870115],
+                               [145.52511509158018, 94.5349986248377], [166.67710071343456, 93.56562295717796],
+                               [128.87017960974802, 137.30253355584708]])  # the file's float64 values
 
 
 def fill_gaps(frames: list[int] | np.ndarray, landmarks: list[np.ndarray] | np.ndarray
