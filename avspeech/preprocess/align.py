@@ -38,7 +38,7 @@ GEOMETRIES = ("avspeech", "avhubert")
 # inner, left eye inner, left eye outer, subnasale) and mouth points 48-67, and the mean face's stable points
 # (20words_mean_face.npy, rows 36, 39, 42, 45, 33). dlib 33 is the base of the nose between the nostrils, not
 # its tip (dlib 30): FaceMesh 2 ("noseBottom"); with the eye corners fitted, FaceMesh 2 lands about 6 px above the
-# mean face's point 33 on both shipped photos, the tip (1) 10 px and point 4 15 px above it.
+# mean face's point 33 on both shipped photos, the tip (1) about 10 px and point 4 about 15 px above it.
 AVHUBERT_STABLE_POINTS = np.array([33, 133, 362, 263, 2])
 AVHUBERT_MOUTH_POINTS = np.array([
     61, 40, 37, 0, 267, 270, 291,  # dlib 48-54: outer lip, right corner over the upper lip to the left corner
