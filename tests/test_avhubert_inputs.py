@@ -50,6 +50,19 @@ def test_audio_features_of_silence_and_padding_are_finite():
     np.testing.assert_allclose(got.double().numpy(), _reference_audio(np.zeros(6400, np.float32), 12), atol=2e-5)
 
 
+@pytest.mark.parametrize("samples,frames,gain", [(300, 2, 0.5), (399, 1, 0.5), (401, 3, 0.5),
+                                                 (640 * 5 + 17, 5, 1.8)])
+def test_audio_features_of_short_and_clipped_audio(samples, frames, gain):
+    """Under one 25 ms window (logfbank zero-pads it to one frame), and audio beyond full scale (clipped to
+    int16 as a 16-bit wav would hold it)."""
+    rng = np.random.default_rng(samples)
+    audio = (gain * np.sin(np.arange(samples) / 7.0) + rng.normal(0, 0.02, samples)).astype(np.float32)
+    got = avhubert_filterbank_104(audio, frames)
+    assert got.shape == (frames, 104)
+    np.testing.assert_allclose(got.double().numpy(), _reference_audio(audio, frames), atol=2e-5)
+    assert avhubert_filterbank_104(audio).shape == (samples // 640, 104)
+
+
 def test_audio_features_by_name():
     assert audio_features("avspeech") is filterbank_104
     assert audio_features("avhubert") is avhubert_filterbank_104
@@ -108,6 +121,33 @@ def test_avhubert_rois_equal_the_two_step_reference():
     diff = np.abs(got.astype(int) - want.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.02, (diff.max(), diff.mean())  # fixed-point rounding only
     assert np.abs(crop_rois(frames, roi_transforms(lm, 12, 96), 96).astype(int) - want).mean() > 5
+
+
+def test_avhubert_rois_clamped_at_the_aligned_frame_edge():
+    """cut_patch's clamping: a mouth centre mapped closer than 48 px to the 256x256 frame's edge is moved
+    to 48 px from it (the crop stays inside the aligned frame); the mouth is then off the ROI centre."""
+    frames, lm = _moving_face(n=6, seed=1)
+    lm = lm.copy()
+    a = roi_transforms(lm, 12, 96, geometry="avhubert")[0][:, :2]  # frame -> aligned frame, linear part
+    lm[:3, AVHUBERT_MOUTH_POINTS] += np.linalg.solve(a, [-95.0, 0.0])  # left edge: centre x ~ 30
+    lm[3:, AVHUBERT_MOUTH_POINTS] += np.linalg.solve(a, [0.0, 120.0])  # bottom edge: centre y ~ 210
+    tf = roi_transforms(lm, 12, 96, geometry="avhubert")
+    mouth = np.stack([lm[i, AVHUBERT_MOUTH_POINTS].mean(axis=0) @ tf[i, :, :2].T + tf[i, :, 2]
+                      for i in range(len(lm))])
+    assert (mouth[:3, 0] < 40).all() and (mouth[3:, 1] > 52).all(), mouth  # clamped, not centred
+    got = crop_rois(frames, tf, 96)
+    want = _reference_rois(frames, lm)
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.02, (diff.max(), diff.mean())
+
+
+def test_avhubert_mean_face_is_the_official_one():
+    """Rows 36, 39, 42, 45, 33 of 20words_mean_face.npy (mpc001's lip-reading preprocessing, which AV-HuBERT's
+    align_mouth.py loads)."""
+    official = [[92.5225, 94.3688], [112.7724, 94.9436], [145.5251, 94.5350], [166.6771, 93.5656],
+                [128.8702, 137.3025]]
+    np.testing.assert_allclose(AVHUBERT_MEAN_FACE, official, atol=1e-4)
+    assert len(set(AVHUBERT_MOUTH_POINTS.tolist())) == 20 and len(AVHUBERT_STABLE_POINTS) == 5
 
 
 def test_avhubert_geometry_on_a_real_face():
