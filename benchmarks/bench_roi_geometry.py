@@ -4,10 +4,11 @@ The two real photographs that ship inside installed packages (matplotlib's Grace
 astronaut) and similarity-perturbed copies of them (rotation +-15 degrees, scale 0.7 and 1.4, a shift) go through
 MediaPipe face detection and FaceMesh as ``avspeech preprocess`` runs them; for each landmark set, both
 geometries' ROI maps (``roi_transforms(..., geometry=)``) give: the mouth centre's distance from the ROI centre
-(px), the mouth width (corner to corner, px), the outer eye-corner distance in the aligned frame (px), and the
-time to compute the map and cut one ROI (both geometries alternated in one run; the ratio is what means
-something). A pose-invariant geometry gives the same mouth width on every copy of a photo. Writes
-``benchmarks/results/cpu/roi_geometry.csv`` and ``.png`` (each photo's ROIs side by side, and the measures).
+(px), the mouth width (corner to corner, px), the outer eye-corner distance in the aligned frame (px; next to
+the mean face's own), and the time per ROI (the maps of a 12-frame window and its 12 ROIs, divided by 12; the two
+geometries alternated, 30 times each, median; the ratio is what means something). A pose-invariant geometry gives
+the same mouth width on every copy of a photo. Writes ``benchmarks/results/cpu/roi_geometry.csv`` and ``.png``
+(each photo's ROIs side by side, and the measures).
 
     python benchmarks/bench_roi_geometry.py
 """
@@ -24,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from avspeech.preprocess.align import AVHUBERT_MOUTH_POINTS, LIP_POINTS, apply, crop_rois, roi_transforms  # noqa: E402
+from avspeech.preprocess.align import (AVHUBERT_MEAN_FACE, AVHUBERT_MOUTH_POINTS, LIP_POINTS, MEAN_FACE,  # noqa: E402
+                                       apply, crop_rois, roi_transforms)
 from avspeech.preprocess.detect import FaceDetector, FaceMeshPool  # noqa: E402
 from preprocess_helpers import load_photo  # noqa: E402
 
@@ -32,6 +34,10 @@ GEOMETRIES = ("avspeech", "avhubert")
 PERTURB = {"original": (0.0, 1.0, 0, 0), "rot+15": (15.0, 1.0, 0, 0), "rot-15": (-15.0, 1.0, 0, 0),
            "scale0.7": (0.0, 0.7, 0, 0), "scale1.4": (0.0, 1.4, 0, 0), "shift": (0.0, 1.0, 40, -25)}
 MOUTH = {"avspeech": LIP_POINTS, "avhubert": AVHUBERT_MOUTH_POINTS}
+# outer eye corners of each mean face (dlib 36 and 45 in 20words_mean_face.npy), px in the 256x256 frame
+MEAN_EYES = {"avspeech": float(np.linalg.norm(MEAN_FACE[3] - MEAN_FACE[0])),
+             "avhubert": float(np.linalg.norm(AVHUBERT_MEAN_FACE[3] - AVHUBERT_MEAN_FACE[0]))}
+REPEATS = 30
 
 
 def perturbed(img: np.ndarray, angle: float, scale: float, dx: int, dy: int) -> np.ndarray:
@@ -56,13 +62,17 @@ def main() -> None:
                 print(f"{photo} {name}: no face found, skipped")
                 continue
             seq = np.stack([lm] * 12)  # a still face: 12 frames, so both smoothers see a full window
-            for geo in GEOMETRIES:
-                times = []
-                for _ in range(20):
+            clip = np.broadcast_to(img, seq.shape[:1] + img.shape)  # the photo as each frame
+            times = {geo: [] for geo in GEOMETRIES}
+            for _ in range(REPEATS):  # the geometries alternate, so load on the machine hits both alike
+                for geo in GEOMETRIES:
                     t0 = time.perf_counter()
                     tf = roi_transforms(seq, 12, 96, geometry=geo)
-                    roi = crop_rois(img[None], tf[:1], 96)[0]
-                    times.append((time.perf_counter() - t0) * 1e3)
+                    crop_rois(clip, tf, 96)
+                    times[geo].append((time.perf_counter() - t0) * 1e3 / len(seq))
+            for geo in GEOMETRIES:
+                tf = roi_transforms(seq, 12, 96, geometry=geo)
+                roi = crop_rois(img[None], tf[:1], 96)[0]
                 m = tf[0]
                 mouth = apply(m, lm[MOUTH[geo]]).mean(axis=0)
                 width = float(np.linalg.norm(apply(m, lm[291]) - apply(m, lm[61])))
@@ -70,7 +80,8 @@ def main() -> None:
                 rows.append({"photo": photo, "perturbation": name, "geometry": geo,
                              "mouth_offset_px": round(float(np.linalg.norm(mouth - 48)), 3),
                              "mouth_width_px": round(width, 2), "eye_distance_px": round(eyes, 2),
-                             "ms_per_roi": round(statistics.median(times), 4)})
+                             "mean_face_eye_distance_px": round(MEAN_EYES[geo], 2),
+                             "ms_per_roi": round(statistics.median(times[geo]), 4)})
                 if name == "original":
                     shown[(photo, geo)] = roi
     for geo in GEOMETRIES:
@@ -79,6 +90,9 @@ def main() -> None:
             w = [x["mouth_width_px"] for x in r if x["photo"] == photo]
             print(f"{geo:9s} {photo:9s} mouth width {statistics.mean(w):.1f} px (spread {max(w) - min(w):.2f}), "
                   f"max offset {max(x['mouth_offset_px'] for x in r if x['photo'] == photo):.2f} px")
+    for geo in GEOMETRIES:
+        e = [x["eye_distance_px"] for x in rows if x["geometry"] == geo]
+        print(f"{geo:9s} outer eye corners {min(e):.2f}..{max(e):.2f} px apart (mean face: {MEAN_EYES[geo]:.2f})")
     t = {g: statistics.median(x["ms_per_roi"] for x in rows if x["geometry"] == g) for g in GEOMETRIES}
     ratio = t["avhubert"] / t["avspeech"]
     print(f"time per ROI: avspeech {t['avspeech']:.3f} ms, avhubert {t['avhubert']:.3f} ms, ratio {ratio:.3f}")
