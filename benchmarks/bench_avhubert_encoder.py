@@ -14,8 +14,6 @@ and ``.png``.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import platform
 import statistics
 import time
@@ -39,7 +37,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from avspeech.io.atomic import atomic_path, atomic_write_text
+    from avspeech.io.atomic import atomic_path, atomic_write_csv
     from avspeech.model.config import preset
     from avspeech.model.encoder import AVEncoder
 
@@ -83,11 +81,7 @@ def main() -> None:
         r.update(device=(torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"), dtype=args.dtype,
                  threads=args.threads, torch=torch.__version__, python=platform.python_version())
     out = Path(args.out) / ("cpu" if dev.type == "cpu" else "gpu")
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "avhubert_encoder.csv", buf.getvalue())
+    atomic_write_csv(out / "avhubert_encoder.csv", rows)
 
     import matplotlib
 

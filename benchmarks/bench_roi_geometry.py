@@ -14,7 +14,6 @@ the same mouth width on every copy of a photo. Writes ``benchmarks/results/cpu/r
 """
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 import time
@@ -25,12 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from avspeech.io.atomic import atomic_write_csv  # noqa: E402
 from avspeech.preprocess.align import (AVHUBERT_MEAN_FACE, AVHUBERT_MOUTH_POINTS, LIP_POINTS, MEAN_FACE,  # noqa: E402
                                        apply, crop_rois, roi_transforms)
+from avspeech.preprocess.config import ROI_GEOMETRIES as GEOMETRIES  # noqa: E402
 from avspeech.preprocess.detect import FaceDetector, FaceMeshPool  # noqa: E402
 from preprocess_helpers import load_photo  # noqa: E402
 
-GEOMETRIES = ("avspeech", "avhubert")
 PERTURB = {"original": (0.0, 1.0, 0, 0), "rot+15": (15.0, 1.0, 0, 0), "rot-15": (-15.0, 1.0, 0, 0),
            "scale0.7": (0.0, 0.7, 0, 0), "scale1.4": (0.0, 1.4, 0, 0), "shift": (0.0, 1.0, 40, -25)}
 MOUTH = {"avspeech": LIP_POINTS, "avhubert": AVHUBERT_MOUTH_POINTS}
@@ -96,10 +96,7 @@ def main() -> None:
     t = {g: statistics.median(x["ms_per_roi"] for x in rows if x["geometry"] == g) for g in GEOMETRIES}
     ratio = t["avhubert"] / t["avspeech"]
     print(f"time per ROI: avspeech {t['avspeech']:.3f} ms, avhubert {t['avhubert']:.3f} ms, ratio {ratio:.3f}")
-    with open(out / "roi_geometry.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
+    atomic_write_csv(out / "roi_geometry.csv", rows)
 
     import matplotlib
     matplotlib.use("Agg")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import os
 import platform
 import statistics
@@ -48,7 +46,7 @@ def main() -> None:
     os.environ.setdefault("AVSPEECH_ATTENTION", "reference")
     torch.set_num_threads(args.threads)
 
-    from avspeech.io.atomic import atomic_path, atomic_write_text
+    from avspeech.io.atomic import atomic_path, atomic_write_csv
     from avspeech.separation.metrics import separation_loss
     from avspeech.separation.separate import default_checkpoint
     from avspeech.separation.train import load_separator
@@ -115,11 +113,7 @@ def main() -> None:
         r.update(device="cpu", attention=os.environ["AVSPEECH_ATTENTION"], threads=args.threads,
                  torch=torch.__version__, python=platform.python_version())
     out = Path(args.out)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "separator_step.csv", buf.getvalue())
+    atomic_write_csv(out / "separator_step.csv", rows)
 
     import matplotlib
 

@@ -4,6 +4,8 @@ A reader (or a resumed run) therefore sees either the complete old file, the com
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from contextlib import contextmanager
@@ -29,6 +31,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Rows (dicts with the same keys, in column order) as a CSV with a header line."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

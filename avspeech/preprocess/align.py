@@ -25,6 +25,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from avspeech.preprocess.config import ROI_GEOMETRIES
+
 # FaceMesh indices (468-point topology).
 STABLE_POINTS = np.array([33, 133, 362, 263, 4])  # right eye outer/inner, left eye inner/outer, nose tip
 LIP_POINTS = np.array([0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185,
@@ -32,7 +34,6 @@ LIP_POINTS = np.array([0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88
                        415])  # outer and inner lip contours (mediapipe FACEMESH_LIPS)
 MEAN_FACE = np.array([[78.0, 100.0], [108.8, 101.8], [147.2, 101.8], [178.0, 100.0], [128.0, 138.2]])
 MEAN_FACE_SIZE = 256
-GEOMETRIES = ("avspeech", "avhubert")
 
 # AV-HuBERT's geometry: FaceMesh stand-ins for dlib's stable points 36, 39, 42, 45, 33 (right eye outer, right eye
 # inner, left eye inner, left eye outer, subnasale) and mouth points 48-67, and the mean face's stable points
@@ -129,7 +130,7 @@ def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int
     if geometry == "avhubert":
         return _avhubert_transforms(landmarks, smooth_window, roi_size)
     if geometry != "avspeech":
-        raise ValueError(f"unknown ROI geometry {geometry!r} (choices: {', '.join(GEOMETRIES)})")
+        raise ValueError(f"unknown ROI geometry {geometry!r} (choices: {', '.join(ROI_GEOMETRIES)})")
     stable = smooth(landmarks[:, STABLE_POINTS], smooth_window)  # (L, 5, 2)
     mouth = landmarks[:, LIP_POINTS].mean(axis=1)  # (L, 2), current frame
     out = np.empty((len(landmarks), 2, 3))

@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field
 
 from avspeech.timebase import FPS, SAMPLE_RATE
 
+ROI_GEOMETRIES = ("avspeech", "avhubert")  # avspeech.preprocess.align.roi_transforms(geometry=...)
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -51,8 +53,8 @@ class PreprocessConfig:
         if self.detect_every < 1 or self.min_track_frames < 1 or self.smooth_window < 1:
             raise ValueError("detect_every, min_track_frames and smooth_window must be >= 1, got "
                              f"{self.detect_every}, {self.min_track_frames}, {self.smooth_window}")
-        if self.roi_geometry not in ("avspeech", "avhubert"):
-            raise ValueError(f"roi_geometry must be 'avspeech' or 'avhubert', got {self.roi_geometry!r}")
+        if self.roi_geometry not in ROI_GEOMETRIES:
+            raise ValueError(f"roi_geometry must be one of {', '.join(ROI_GEOMETRIES)}, got {self.roi_geometry!r}")
         if self.roi_size % 2:
             raise ValueError(f"roi_size must be even (H.264), got {self.roi_size}")
 

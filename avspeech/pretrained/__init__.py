@@ -57,9 +57,8 @@ class Preprocessing:
     def avhubert(cls) -> "Preprocessing":
         """AV-HuBERT's inputs (what its official checkpoints expect): python_speech_features' log filterbank,
         stacked and normalised the same way, and AV-HuBERT's mouth-ROI geometry."""
-        d = asdict(cls.package_default())
-        d["audio_features"] = {"kind": "python_speech_features_logfbank", "mel_bins": 26, "frame_length_ms": 25.0,
-                               "frame_shift_ms": 10.0, "stack": 4, "normalize": "per_frame"}
+        d = asdict(cls.package_default())  # the same frame rate, stacking and normalisation
+        d["audio_features"] = {**d["audio_features"], "kind": "python_speech_features_logfbank"}
         d["roi_geometry"] = "avhubert"
         return cls(**d)
 
