@@ -32,6 +32,15 @@ def run(args: argparse.Namespace) -> int:
                            again.extract_features(audio, video, lengths))
     if not same:
         raise RuntimeError(f"{out}: the written folder does not reproduce the file's encoder outputs")
+    if m.decoder is not None:
+        from avspeech.recognition.seq2seq import load_converted
+
+        dec = load_converted(out).decoder
+        memory = m.encoder.extract_features(audio, video, lengths)
+        prev = torch.tensor([[m.vocabulary.eos] + list(range(4, min(m.decoder.cfg.vocab, 10)))])
+        with torch.no_grad():
+            if not torch.equal(m.decoder(prev, memory, lengths), dec(prev, memory, lengths)):
+                raise RuntimeError(f"{out}: the written folder does not reproduce the file's decoder outputs")
     c, p = m.config, m.pretraining
     n = sum(t.numel() for t in m.encoder.parameters())
     extra = [f"{len(m.dictionaries)} label dictionaries"] if m.dictionaries else []
@@ -39,11 +48,16 @@ def run(args: argparse.Namespace) -> int:
         extra.append(f"target dictionary of {len(m.target_dictionary)} symbols")
     if m.tokenizer_model:
         extra.append("SentencePiece tokenizer")
+    if m.decoder is not None:
+        d = m.decoder.cfg
+        extra.append(f"decoder {d.layers} layers x {d.dim}, {d.heads} heads ({'pre' if d.normalize_before else 'post'}"
+                     f"-LN, {d.activation}, {d.positions} positions{', tied output' if d.tied else ''})")
     if m.carried:
-        extra.append(f"{len(m.carried)} decoder tensors")
+        extra.append(f"{len(m.carried)} carried tensors ({', '.join(sorted(m.carried)[:3])})")
     print(f"wrote {out}: AV-HuBERT {m.file.kind} encoder, {c.layers} layers x {c.dim} "
           f"({'pre' if c.norm_first else 'post'}-LN), {n / 1e6:.1f} M parameters, {p.mask_level}-level masking"
           + (f", {p.cluster_emb.shape[0]} cluster embeddings" if p.cluster_emb is not None else "")
           + (f"; {', '.join(extra)}" if extra else "")
-          + "\nverified: the folder's encoder gives the file's outputs exactly")
+          + f"\nverified: the folder's encoder{' and decoder give' if m.decoder is not None else ' gives'} the file's "
+          "outputs exactly")
     return 0

@@ -22,10 +22,11 @@ final_layer_norm}``
                                                             ``proj`` / ``cluster_emb``
 ==========================================================  ==============================================
 
-A fine-tuned file holds the same encoder under ``encoder.w2v_model.``; its other tensors (the seq2seq decoder
-``decoder.*``, the CTC projection ``encoder.proj.*``) are carried unchanged for the decoder (they are not part of
-the encoder). Every tensor of the file is one of these; nothing is silently dropped (:data:`IGNORED` is the
-documented exception). Loading is strict: a missing, unknown or mis-shaped key is an :class:`InputError` that
+A fine-tuned file holds the same encoder under ``encoder.w2v_model.``. A seq2seq file's ``decoder.*`` becomes a
+:class:`~avspeech.model.avhubert.decoder.Seq2SeqDecoder` (our names are the file's after ``decoder.``) with the
+target dictionary and SentencePiece model as a :class:`~avspeech.model.avhubert.vocabulary.TargetVocabulary`; a
+CTC file's projection ``encoder.proj.*`` is carried unchanged. Every tensor of the file is one of these; nothing
+is silently dropped (:data:`IGNORED` is the documented exception). Loading is strict: a missing, unknown or mis-shaped key is an :class:`InputError` that
 lists them.
 """
 from __future__ import annotations
@@ -44,7 +45,10 @@ from avspeech.model.config import EncoderConfig
 
 #: tensors of official files not used, and why: none of the encoder's. (BatchNorm's ``num_batches_tracked`` is
 #: loaded too; it only matters for BN momentum None, which AV-HuBERT does not use.)
-IGNORED: dict[str, str] = {}
+IGNORED: dict[str, str] = {
+    "decoder.embed_positions._float_tensor": "fairseq's sinusoidal table keeps a 1-element tensor only to know "
+                                             "its device and dtype; the table itself is computed, not stored",
+}
 
 ENCODER_PREFIX = {"pretrained": "", "finetuned_seq2seq": "encoder.w2v_model.", "finetuned_ctc": "encoder.w2v_model."}
 LIP_WIDTHS = (64, 128, 256, 512)  # AV-HuBERT's ResEncoder (ResNet-18 trunk) is fixed at these widths
@@ -346,15 +350,18 @@ def pretraining_parts(f: OfficialFile, pre: dict[str, Tensor], cfg: EncoderConfi
 @dataclass
 class AVHubert:
     """An official AV-HuBERT checkpoint as our modules: ``encoder`` (:class:`AVEncoder`, eval mode),
-    ``config`` (its :class:`EncoderConfig`), ``pretraining`` (:class:`PretrainingParts`), ``carried`` (the
-    fine-tuned decoder's tensors, official names), and what the file holds besides (``file``: cfg,
-    dictionaries, tokenizer bytes)."""
+    ``config`` (its :class:`EncoderConfig`), ``pretraining`` (:class:`PretrainingParts`), ``decoder`` (the
+    fine-tuned seq2seq decoder, eval mode; None for other files) with ``vocabulary`` (its target dictionary and
+    SentencePiece model), ``carried`` (tensors of no module here, official names: a CTC file's projection), and
+    what the file holds besides (``file``: cfg, dictionaries, tokenizer bytes)."""
 
     encoder: Any
     config: EncoderConfig
     pretraining: PretrainingParts
     carried: dict[str, Tensor]
     file: OfficialFile
+    decoder: Any = None
+    vocabulary: Any = None
 
     @property
     def dictionaries(self) -> list[list[str]]:
@@ -376,13 +383,42 @@ def from_official(f: OfficialFile, device: str | torch.device = "cpu",
 
     cfg = encoder_config(f)
     enc_sd, pre, carried = split_state(f, cfg)
-    encoder = AVEncoder(cfg)
+    encoder = AVEncoder(cfg).to(dtype)  # in the target dtype before loading: a float64 file stays exact
     prefix = ENCODER_PREFIX[f.kind]
     _load_strict(encoder, enc_sd, f.path, "encoder",
                  names=lambda k: [prefix + n for n in official_names(k, cfg.norm_first)])
     parts = pretraining_parts(f, pre, cfg)
     encoder = encoder.to(device=device, dtype=dtype).eval()
-    return AVHubert(encoder, cfg, parts, carried, f)
+    decoder = vocabulary = None
+    if f.kind == "finetuned_seq2seq":
+        decoder, vocabulary = seq2seq_decoder(f, carried, cfg, dtype)
+        decoder = decoder.to(device=device).eval()
+        carried = {k: v for k, v in carried.items() if not k.startswith("decoder.")}
+    return AVHubert(encoder, cfg, parts, carried, f, decoder, vocabulary)
+
+
+def seq2seq_decoder(f: OfficialFile, carried: dict[str, Tensor], cfg: EncoderConfig,
+                    dtype: torch.dtype = torch.float32):
+    """(:class:`Seq2SeqDecoder` loaded strictly from the file's ``decoder.*``, :class:`TargetVocabulary`) of a
+    fine-tuned seq2seq file; errors name the file's keys and config fields."""
+    from avspeech.model.avhubert.decoder import Seq2SeqDecoder, decoder_config
+    from avspeech.model.avhubert.vocabulary import TargetVocabulary
+
+    if f.target_dictionary is None:
+        raise InputError("fine-tuned seq2seq checkpoint without its target dictionary "
+                         "(task_state['target_dictionary']); its output ids cannot be read", f.path)
+    specials = f.target_specials or {}
+    emb = carried.get("decoder.embed_tokens.weight")
+    if emb is None:
+        raise InputError("fine-tuned seq2seq checkpoint without decoder.embed_tokens.weight", f.path)
+    if emb.shape[0] != len(f.target_dictionary):
+        raise InputError(f"decoder.embed_tokens.weight has {emb.shape[0]} rows but the target dictionary "
+                         f"{len(f.target_dictionary)} symbols", f.path)
+    dcfg = decoder_config(f.model_cfg, len(f.target_dictionary), specials.get("pad", 1), cfg.dim, f.path)
+    decoder = Seq2SeqDecoder(dcfg).to(dtype)
+    sd = {k[len("decoder."):]: v for k, v in carried.items() if k.startswith("decoder.") and k not in IGNORED}
+    _load_strict(decoder, sd, f.path, "decoder", names=lambda k: ["decoder." + k])
+    return decoder, TargetVocabulary(f.target_dictionary, specials, f.tokenizer_model, f.path)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> AVHubert:
@@ -421,8 +457,9 @@ def save_converted(m: AVHubert, out: str | Path) -> Path:
     ``audio_mask_emb``/``proj``/``cluster_emb`` where the file has them), ``config.json`` (``kind`` "pretrain"
     for a pretrained file, the encoder config, the masking settings, and under ``avhubert`` the file's name,
     SHA-256, kind and whole config), ``dictionaries.json`` (label and target dictionaries with their special
-    indices), ``tokenizer.model`` (the SentencePiece model, fine-tuned files) and ``carried.safetensors`` (the
-    fine-tuned decoder's tensors under their official names). The folder loads without the original file:
+    indices), ``tokenizer.model`` (the SentencePiece model, fine-tuned files) and ``carried.safetensors`` (tensors of no
+    module here, official names). A seq2seq file's decoder is in ``model.safetensors`` under ``decoder.*`` with
+    its config under ``decoder`` and the modes it allows under ``modes`` (``load_seq2seq(out)``). The folder loads without the original file:
     ``load_encoder(out)``, ``--init-from out``."""
     import json
 
@@ -450,6 +487,11 @@ def save_converted(m: AVHubert, out: str | Path) -> Path:
             tensors["audio_mask_emb"] = own["audio_mask_emb"]
         model.load_state_dict(tensors, strict=False)
         config.update(kind="pretrain", num_clusters=int(k), proj_dim=int(proj_dim))
+    elif m.decoder is not None:
+        from avspeech.recognition.seq2seq import KIND, modes_of
+
+        model = nn.ModuleDict({"encoder": encoder, "decoder": m.decoder.float().cpu()})
+        config.update(kind=KIND, decoder=m.decoder.cfg.to_dict(), modes=list(modes_of(f.task_cfg)))
     else:
         model = nn.ModuleDict({"encoder": encoder})
         config.update(kind="avhubert_" + f.kind)
