@@ -67,6 +67,12 @@ class Hypothesis:
     positional: list[float]  # log-probability of each token, eos last
 
 
+def _log_softmax(logits: Tensor) -> Tensor:
+    """In float32 at least (fairseq's ``get_normalized_probs`` for half-precision models); float64 stays."""
+    half = logits.dtype in (torch.float16, torch.bfloat16)
+    return torch.log_softmax(logits.float() if half else logits, dim=-1)
+
+
 class StepDecoder(Protocol):
     def start(self, memory: Tensor, lengths: Tensor) -> Any: ...
     def step(self, last: Tensor, state: Any) -> Tensor: ...
@@ -84,7 +90,7 @@ class CachedSteps:
         return self.decoder.start(memory, lengths)
 
     def step(self, last: Tensor, state) -> Tensor:
-        return torch.log_softmax(self.decoder.step(last, state).float(), dim=-1)
+        return _log_softmax(self.decoder.step(last, state))
 
     def reorder(self, state, rows: Tensor):
         return state.reorder(rows)
@@ -102,7 +108,7 @@ class PrefixSteps:
 
     def step(self, last: Tensor, state) -> Tensor:
         state["tokens"] = torch.cat([state["tokens"], last[:, None]], 1)
-        return self.logprobs(state["tokens"], state["memory"], state["lengths"])[:, -1].float()
+        return self.logprobs(state["tokens"], state["memory"], state["lengths"])[:, -1]
 
     def reorder(self, state, rows: Tensor):
         return {k: v.index_select(0, rows) for k, v in state.items()}
