@@ -10,7 +10,12 @@ HELPS = {
     "beam": "CTC prefix beam width (also the n-best rescored by the attention decoder)",
     "prune": "prefixes more than this many nats below a frame's best label are not extended",
     "ctc_weight": "joint decoding: weight of CTC against the attention decoder (1 = CTC only)",
-    "greedy": "best-path decoding (fastest, no decoder rescoring)",
+    "greedy": "best-path decoding (fastest, no decoder rescoring); with --search attention: beam 1",
+    "search": "ctc: CTC prefix search rescored by the decoder; attention: beam search over the attention decoder "
+              "alone (AV-HuBERT seq2seq models always use it; --beam 50 is their released evaluation)",
+    "lenpen": "attention search: a hypothesis' score is its log-probability / (tokens + 1) ** lenpen",
+    "max_len_a": "attention search: at most max_len_a x frames + max_len_b tokens",
+    "max_len_b": "attention search: see --max-len-a",
 }
 
 
@@ -18,7 +23,8 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     from avspeech.recognition.transcribe import DecodeOptions
 
     g = p.add_argument_group("decoding")
-    add_config_arguments(g, DecodeOptions, exclude=("nbest", "lexicon"), helps=HELPS)
+    add_config_arguments(g, DecodeOptions, exclude=("nbest", "lexicon"), helps=HELPS,
+                         choices={"search": ("ctc", "attention")})
     g.add_argument("--lexicon", help="word list (one word per line): decode only sequences of these words")
 
 
@@ -32,6 +38,13 @@ def decode_options(args: argparse.Namespace, model):
         raise InputError(f"--ctc-weight must be in [0, 1], got {args.ctc_weight}")
     if args.beam < 1:
         raise InputError(f"--beam must be >= 1, got {args.beam}")
+    if args.max_len_a < 0 or args.max_len_b < 0:
+        raise InputError(f"--max-len-a and --max-len-b must be >= 0, got {args.max_len_a} and {args.max_len_b}")
+    seq2seq = getattr(model, "timestamps", "word") == "segment"
+    if args.lexicon and (seq2seq or args.search == "attention"):
+        raise InputError("--lexicon constrains the CTC prefix search; it does not apply to attention search "
+                         "(AV-HuBERT seq2seq models have no CTC head)")
     lex = Lexicon.from_file(args.lexicon, model.tokenizer) if args.lexicon else None
     return DecodeOptions(beam=args.beam, nbest=args.beam, prune=args.prune, ctc_weight=args.ctc_weight, lexicon=lex,
-                         greedy=args.greedy)
+                         greedy=args.greedy, search="attention" if seq2seq else args.search, lenpen=args.lenpen,
+                         max_len_a=args.max_len_a, max_len_b=args.max_len_b)

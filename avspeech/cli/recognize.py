@@ -10,8 +10,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s), with or without audio")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per clip when several are given)")
-    p.add_argument("--checkpoint", help="recognition checkpoint (default: the one that ships, trained on "
-                   "synthetic data only; real video needs a model trained on real data)")
+    p.add_argument("--checkpoint", help="recognition checkpoint: a folder of ours, or an official AV-HuBERT "
+                   "fine-tuned seq2seq file (VSR/AVSR .pt) or its 'avspeech convert avhubert' folder (default: the "
+                   "one that ships, trained on synthetic data only; real video needs a model trained on real data)")
+    p.add_argument("--spm", help="SentencePiece model for an AV-HuBERT checkpoint that carries none (only needed to "
+                   "encode text, e.g. for evaluation references)")
     p.add_argument("--mode", choices=["av", "audio", "video"],
                    help="default: av when the clip has audio, video (lip reading) when it has none")
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from avspeech.pipeline.provenance import synthetic_note
     from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip
 
-    model = load_model(args.checkpoint)
+    model = load_model(args.checkpoint, args.spm)
     note = synthetic_note(args.checkpoint or default_checkpoint(), "recognition")
     if note:
         print(note)
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  speaker_{e['track']} ({e['start_s']:.2f}-{e['end_s']:.2f} s, {e['mode']}): {text}")
             if e["words"]:
                 print("    " + " ".join(f"{w['word']}[{w['start']:.2f}-{w['end']:.2f}]" for w in e["words"]))
+            for g in e.get("segments", []):
+                print(f"    [{g['start']:.2f}-{g['end']:.2f}] {g['text']}")
     if failures:
         print(report_failures(failures, len(args.clips), "clips"))
         return 1

@@ -9,6 +9,11 @@ merged by time (:mod:`avspeech.pipeline`: streamed decoding, ROIs on disk, one c
 Outputs in ``out/``: ``speaker_<k>.srt`` per face, ``transcripts.srt`` (every face, cues prefixed by the
 speaker) and ``transcripts.json`` (track, span, median box, mode, text, words with start/end seconds; seconds
 per stage) last, so its presence marks a complete result.
+
+An official AV-HuBERT seq2seq model (``--checkpoint vsr.pt`` or its converted folder) goes through the same
+per-face pipeline with its own preprocessing (its ROI geometry and filterbanks) and beam search. It has no CTC
+head, hence no word timings: each chunk (``chunk_seconds``, no overlap) is one segment with that chunk's times,
+``"timestamps": "segment"`` in the JSON, and the SRT has a cue per segment.
 """
 from __future__ import annotations
 
@@ -41,10 +46,44 @@ def default_checkpoint() -> Path:
     return PRETRAINED
 
 
-def load_model(checkpoint: str | Path | None = None) -> AVRecognizer:
+def load_model(checkpoint: str | Path | None = None, spm: str | Path | None = None):
+    """The recognizer of ``checkpoint``: a recognition folder of ours (:class:`AVRecognizer`), or an official
+    AV-HuBERT fine-tuned seq2seq file or its converted folder
+    (:class:`~avspeech.recognition.seq2seq.Seq2SeqRecognizer`; ``spm``: its SentencePiece model when the file
+    carries none)."""
+    from avspeech.model.checkpoint import is_official_file
+    from avspeech.recognition.seq2seq import is_seq2seq_folder, load_seq2seq
     from avspeech.recognition.train import load_recognizer
 
+    if checkpoint is not None and (is_official_file(checkpoint) or is_seq2seq_folder(checkpoint)):
+        return load_seq2seq(checkpoint, spm)
+    if spm is not None:
+        raise InputError("--spm applies to AV-HuBERT checkpoints only (ours keep their tokenizer in config.json)",
+                         checkpoint)
     return load_recognizer(checkpoint or default_checkpoint())
+
+
+def is_seq2seq(model) -> bool:
+    return getattr(model, "timestamps", "word") == "segment"
+
+
+def recognize_segments(model, rois, audio: np.ndarray | None, mode: str, options: DecodeOptions = DecodeOptions(),
+                       chunk_frames: int = 500, offset_seconds: float = 0.0) -> dict:
+    """Transcript of one face over a span with a model without alignment: consecutive chunks of ``chunk_frames``
+    (no overlap), each one segment ``{"start", "end", "text"}`` with the chunk's times."""
+    transform = LipTransform(train=False)
+    features = audio_features(encoder_setting(model, "audio_features"))
+    segments = []
+    for c in span_chunks(rois, audio, chunk_frames, 0):
+        t = c.num_frames
+        feats = None if c.audio is None or mode == "video" else features(c.audio.astype(np.float32), t)[None]
+        lips = transform(c.rois)[None] if mode != "audio" else None
+        (h,) = transcribe_batch(model, lips, feats, torch.tensor([t]), mode, options)
+        if h.text:
+            start = offset_seconds + c.start * FRAME_SECONDS
+            segments.append({"start": round(start, 3), "end": round(start + t * FRAME_SECONDS, 3), "text": h.text})
+    return {"text": " ".join(s["text"] for s in segments), "words": [], "segments": segments,
+            "timestamps": "segment", "ctc_logp": []}
 
 
 def recognize_span(model: AVRecognizer, rois, audio: np.ndarray | None, mode: str,
@@ -78,6 +117,10 @@ def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks:
                      chunk_frames: int = 500, overlap_frames: int = 50) -> list[dict]:
     """One entry per face track (``avspeech.preprocess.FaceTrack``): track, span, box, mode, text, words, and
     ``ctc_logp`` (kept for plots; not written to JSON)."""
+    seq2seq = is_seq2seq(model)
+    if seq2seq:
+        mode = mode or model.default_mode(clip_audio is not None)
+        model.check_mode(mode)
     mode = mode or ("av" if clip_audio is not None else "video")
     if mode != "video" and clip_audio is None:
         raise ValueError(f"mode {mode!r} needs the clip's audio")
@@ -88,8 +131,11 @@ def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks:
     out = []
     for tr in tracks:
         audio = None if clip_audio is None else clip_audio[tr.start * SAMPLES_PER_FRAME:tr.end * SAMPLES_PER_FRAME]
-        r = recognize_span(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps,
-                           overlap_frames=overlap_frames)
+        if seq2seq:
+            r = recognize_segments(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps)
+        else:
+            r = recognize_span(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps,
+                               overlap_frames=overlap_frames)
         out.append({"track": tr.index, "start_s": round(tr.start / fps, 3), "end_s": round(tr.end / fps, 3),
                     "frames": [tr.start, tr.end], "box": np.median(tr.boxes, axis=0).round(1).tolist(),
                     "mode": mode, **r})
@@ -118,7 +164,7 @@ def recognize_clip(path: str | Path, out: str | Path, model: AVRecognizer | None
         out.mkdir(parents=True, exist_ok=True)
         everyone = []
         for e, tr in zip(entries, result.tracks):
-            c = cues(e["words"])
+            c = [(g["start"], g["end"], g["text"]) for g in e["segments"]] if "segments" in e else cues(e["words"])
             write_srt(out / f"speaker_{e['track']}.srt", c)
             everyone += [(s, t, f"[speaker {e['track']}] {text}") for s, t, text in c]
             e["srt"] = f"speaker_{e['track']}.srt"
@@ -126,8 +172,11 @@ def recognize_clip(path: str | Path, out: str | Path, model: AVRecognizer | None
                 e["rois"] = np.asarray(tr.rois)
         write_srt(out / "transcripts.srt", everyone)
         public = [{k: v for k, v in e.items() if k not in ("ctc_logp", "rois")} for e in entries]
+        stamps = ({"timestamps": "segment", "timestamps_note": "the model has no CTC head, so no alignment: each "
+                   f"segment is one decoded chunk of {chunk_seconds:g} s with that chunk's times"}
+                  if is_seq2seq(model) else {"timestamps": "word"})
         write_json(out / "transcripts.json", {
             "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": result.num_frames,
-            "fps": result.fps, "has_audio": result.has_audio,
+            "fps": result.fps, "has_audio": result.has_audio, **stamps,
             "seconds": {k: round(v, 3) for k, v in timings.items()}, "speakers": public})
     return entries if keep_logp else public

@@ -1,8 +1,10 @@
 """Inference: batches of (lips, audio) -> transcripts, in the mode the inputs allow.
 
 ``mode`` is ``"av"`` (lips and audio), ``"audio"`` or ``"video"``; :func:`mode_of` picks it from what a sample
-has. Decoding is CTC prefix beam search (optionally with a word list) whose n-best is rescored by the attention
-decoder when the model has one and ``ctc_weight < 1`` (joint CTC/attention decoding).
+has. Decoding (``search``) is CTC prefix beam search (optionally with a word list) whose n-best is rescored by the
+attention decoder when the model has one and ``ctc_weight < 1`` (joint CTC/attention decoding), or beam search over
+the attention decoder alone (``search="attention"``, :mod:`avspeech.recognition.beam_search`), the only search of
+AV-HuBERT's seq2seq models (:class:`~avspeech.recognition.seq2seq.Seq2SeqRecognizer`; they have no CTC head).
 """
 from __future__ import annotations
 
@@ -44,6 +46,16 @@ class DecodeOptions:
     ctc_weight: float = 0.5  # joint decoding weight of CTC (1.0: CTC only)
     lexicon: Lexicon | None = None
     greedy: bool = False
+    search: str = "ctc"  # "ctc" (prefix search + rescoring) or "attention" (beam search over the decoder)
+    lenpen: float = 1.0  # attention search: scores are divided by (tokens + 1) ** lenpen
+    max_len_a: float = 1.0  # attention search: at most max_len_a x frames + max_len_b tokens
+    max_len_b: int = 0
+
+    def beam_options(self):
+        from avspeech.recognition.beam_search import BeamOptions
+
+        return BeamOptions(beam=1 if self.greedy else self.beam, max_len_a=self.max_len_a, max_len_b=self.max_len_b,
+                           lenpen=self.lenpen)
 
 
 @dataclass
@@ -59,6 +71,13 @@ class Transcript:
 def transcribe_batch(model: AVRecognizer, lips: Tensor | None, audio: Tensor | None, lengths: Tensor, mode: str,
                      options: DecodeOptions = DecodeOptions(), timestamps: bool = False) -> list[Transcript]:
     """lips (B, 1, T, 88, 88), audio (B, T, 104), lengths (B,) -> one :class:`Transcript` per sample."""
+    if getattr(model, "timestamps", "word") == "segment":  # AV-HuBERT seq2seq: attention search, no alignment
+        hyps = model.generate(lips if mode != "audio" else None, audio if mode != "video" else None, lengths, mode,
+                              options.beam_options())
+        return [Transcript(model.tokenizer.decode(h[0].tokens) if h else "", h[0].tokens if h else [],
+                           h[0].score if h else float("-inf"), [], None) for h in hyps]
+    if options.search not in ("ctc", "attention"):
+        raise ValueError(f"search must be 'ctc' or 'attention', got {options.search!r}")
     model.eval()
     dev = next(model.parameters()).device
     b = lengths.shape[0]
@@ -72,8 +91,21 @@ def transcribe_batch(model: AVRecognizer, lips: Tensor | None, audio: Tensor | N
     tok = model.tokenizer
     frame = FRAME_SECONDS / model.cfg.upsample
     out = []
+    if options.search == "attention":
+        if model.decoder is None:
+            raise ValueError("search 'attention' needs a model with an attention decoder (decoder_layers > 0)")
+        from avspeech.recognition.beam_search import PrefixSteps, beam_search
+
+        nbest = beam_search(PrefixSteps(model.decoder), feats, lengths, eos=0, options=options.beam_options(),
+                            max_positions=model.decoder.max_tokens + 1)
     for i in range(b):
         lp = logp[i, : int(ctc_len[i])].float().cpu()
+        if options.search == "attention":
+            best = nbest[i][0] if nbest[i] else None
+            tokens = best.tokens if best else []
+            words = word_timestamps(lp, tokens, tok, frame) if timestamps and tokens else []
+            out.append(Transcript(tok.decode(tokens), tokens, best.score if best else float("-inf"), words, lp))
+            continue
         if options.greedy:
             hyps = [(greedy(lp), 0.0)]
         else:
