@@ -339,6 +339,48 @@ def test_evaluate_writes_tables(labelled, tmp_path):
     assert v["clean"] == v["babble-5dB"]
 
 
+def test_attention_search_of_our_model_at_beam_one_is_greedy(labelled):
+    from avspeech.recognition.data import RecognitionDataset, collate_recognition
+    from avspeech.recognition.transcribe import DecodeOptions, transcribe_batch
+
+    torch.manual_seed(3)
+    model = AVRecognizer(_tiny_cfg()).eval()
+    ds = RecognitionDataset(labelled, None, model.tokenizer)
+    batch = collate_recognition([ds[0], ds[1]])
+    (a, b) = transcribe_batch(model, batch["lips"], batch["audio"], batch["lengths"], "av",
+                              DecodeOptions(search="attention", beam=1, max_len_a=0.0, max_len_b=12))
+    with torch.no_grad():
+        feats, _, _ = model.encode(batch["lips"], batch["audio"], batch["lengths"])
+    for i, h in enumerate((a, b)):  # argmax over the decoder, one token at a time (eos = 0 not first)
+        prev = [0]
+        for step in range(12):
+            with torch.no_grad():
+                lp = model.decoder(torch.tensor([prev]), feats[i:i + 1], batch["lengths"][i:i + 1])[0, -1]
+            if step == 0:
+                lp[0] = -float("inf")
+            t = int(lp.argmax())
+            if t == 0:
+                break
+            prev.append(t)
+        assert h.tokens == prev[1:] and h.text == model.tokenizer.decode(prev[1:])
+
+
+def test_evaluate_recognition_with_an_official_lip_reading_model(labelled, tmp_path, capsys):
+    from avhubert_seq2seq import write_finetuned
+    from avspeech.cli import main
+
+    write_finetuned(tmp_path / "vsr.pt", modalities=("video",))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "recognition", "--manifest", str(labelled), "--checkpoint", str(tmp_path / "vsr.pt"),
+                 "--clean-only", "--out", str(out), "--beam", "2", "--max-len-b", "4", "--max-len-a", "0"]) == 0
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert [(r["mode"], r["condition"], r["utterances"]) for r in summary] == [("V", "clean", 4)]
+    capsys.readouterr()
+    assert main(["evaluate", "recognition", "--manifest", str(labelled), "--checkpoint", str(tmp_path / "vsr.pt"),
+                 "--clean-only", "--out", str(out), "--modes", "av"]) != 0
+    assert "vsr.pt: mode 'av' is not available: this is a lip-reading (VSR) model" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- clips and the command line
 
 def test_srt_format():

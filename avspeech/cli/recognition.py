@@ -64,11 +64,12 @@ def run_finetune(args: argparse.Namespace) -> int:
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help=MANIFEST_HELP)
     p.add_argument("--labels", help=LABELS_HELP)
-    p.add_argument("--checkpoint", help="recognition checkpoint (default: the one that ships, trained on "
-                   "synthetic data)")
+    p.add_argument("--checkpoint", help="recognition checkpoint: ours, or an official AV-HuBERT fine-tuned seq2seq "
+                   ".pt / its converted folder (default: the one that ships, trained on synthetic data)")
+    p.add_argument("--spm", help="SentencePiece model for an AV-HuBERT checkpoint that carries none")
     p.add_argument("--out", default="avspeech_recognition_eval", help="results folder (default: %(default)s)")
-    p.add_argument("--modes", default="audio,video,av", help="comma-separated modes (audio, video, av) "
-                   "(default: %(default)s)")
+    p.add_argument("--modes", help="comma-separated modes (audio, video, av) (default: audio,video,av; for an "
+                   "AV-HuBERT model the modes it allows, e.g. video for a lip-reading model)")
     p.add_argument("--snrs", default="-5,0,5", help="comma-separated SNRs (dB) for interfering speech and babble "
                    "(default: %(default)s)")
     p.add_argument("--clean-only", action="store_true", help="skip the noisy conditions")
@@ -80,20 +81,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from avspeech.errors import InputError
     from avspeech.recognition.data import Condition
     from avspeech.recognition.evaluate import conditions, evaluate_recognition
-    from avspeech.recognition.recognize import default_checkpoint
-    from avspeech.recognition.train import load_recognizer
+    from avspeech.recognition.recognize import is_seq2seq, load_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    model = load_model(args.checkpoint, args.spm)
+    default = ",".join(model.modes) if is_seq2seq(model) else "audio,video,av"
+    modes = [m.strip() for m in (args.modes or default).split(",") if m.strip()]
     bad = [m for m in modes if m not in ("audio", "video", "av")]
     if bad or not modes:
         raise InputError(f"--modes must list audio, video or av, got {args.modes!r}")
+    if is_seq2seq(model):
+        for m in modes:
+            model.check_mode(m)
     try:
         snrs = [float(s) for s in args.snrs.split(",") if s.strip()]
     except ValueError:
         raise InputError(f"--snrs must be comma-separated numbers, got {args.snrs!r}") from None
-    model = load_recognizer(args.checkpoint or default_checkpoint())
     manifest, labels = _data(args, out, "evaluate")
     conds = [Condition()] if args.clean_only else conditions(snrs)
     s = evaluate_recognition(model, manifest, labels, out, modes=modes, conds=conds,

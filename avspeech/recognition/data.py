@@ -156,7 +156,7 @@ class RecognitionDataset(Dataset):
         t = len(rois)
         return {"id": self.utts[i].id, "lips": self.lip_transform(rois, g),
                 "audio": self.features(wav, t, warp=warp), "length": t, "text": text,
-                "tokens": self.tokenizer.encode(text)}
+                "tokens": self.tokenizer.encode(text) if self.tokenizer is not None else []}
 
 
 def collate_recognition(items: Sequence[dict]) -> dict:

@@ -47,7 +47,10 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
         if mode == "video" and video_rows is not None:
             rows += [{**r, "condition": cond.name} for r in video_rows]
             continue
-        ds = RecognitionDataset(manifest, labels, model.tokenizer, train=False, condition=cond,
+        seq2seq = getattr(model, "timestamps", "word") == "segment"  # scores text only: no tokens needed
+        if seq2seq:
+            model.check_mode(mode)
+        ds = RecognitionDataset(manifest, labels, None if seq2seq else model.tokenizer, train=False, condition=cond,
                                 features=encoder_setting(model, "audio_features"))
         idx = list(range(len(ds)))[:limit] if limit else list(range(len(ds)))
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]

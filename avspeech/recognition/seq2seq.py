@@ -56,7 +56,7 @@ class Seq2SeqRecognizer(nn.Module):
     def check_mode(self, mode: str) -> None:
         if mode not in self.modes:
             kind = "a lip-reading (VSR) model" if self.modes == ("video",) else f"a model of modes {self.modes}"
-            raise InputError(f"mode {mode!r} is not available: this is {kind}; use --mode {self.modes[0]}",
+            raise InputError(f"mode {mode!r} is not available: this is {kind}; use mode {self.modes[0]!r}",
                              self.source)
 
     def encode(self, lips: Tensor | None, audio: Tensor | None, lengths: Tensor, mode: str) -> Tensor:
