@@ -155,30 +155,24 @@ def test_convert_pretrained_round_trip(tmp_path, capsys):
 
 
 def test_convert_finetuned_seq2seq_keeps_decoder_and_tokenizer(tmp_path, capsys):
-    model_cfg, task_cfg = official_config("tiny")
-    state = _state(model_cfg)
-    enc = {f"encoder.w2v_model.{k}": v for k, v in state.items() if not k.startswith("final_proj.")}
-    g = torch.Generator().manual_seed(9)
-    decoder = {"decoder.embed_tokens.weight": torch.randn(10, 32, generator=g),
-               "decoder.layers.0.self_attn.k_proj.weight": torch.randn(32, 32, generator=g),
-               "decoder.layer_norm.bias": torch.randn(32, generator=g)}
-    ft = {"w2v_path": "/ckpt/large_vox_iter5.pt", "w2v_args": {"model": {"_name": "av_hubert", **model_cfg},
-                                                               "task": task_cfg}}
-    spm = spm_model_bytes()
+    from avhubert_seq2seq import write_finetuned
+
     path = tmp_path / "vsr_433h.pt"
-    write_official(path, {**enc, **decoder}, ft, {**task_cfg, "is_s2s": True}, kind="finetuned_seq2seq",
-                   dictionaries=LABELS, target_symbols=["▁the", "▁a", "s"], spm_model=spm)
+    _, _, symbols, state = write_finetuned(path)
     out = tmp_path / "conv"
     assert main(["convert", "avhubert", str(path), str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "finetuned_seq2seq" in printed and "3 decoder tensors" in printed and "SentencePiece" in printed
-    carried = load_file(out / "carried.safetensors")
-    assert carried.keys() == decoder.keys() and all(torch.equal(carried[k], decoder[k]) for k in decoder)
-    assert (out / "tokenizer.model").read_bytes() == spm
+    assert "finetuned_seq2seq" in printed and "decoder 2 layers x 32" in printed and "SentencePiece" in printed
+    weights = load_file(out / "model.safetensors")
+    decoder = {k: v for k, v in state.items() if k.startswith("decoder.") and not k.endswith("_float_tensor")}
+    assert {k for k in weights if k.startswith("decoder.")} == set(decoder)
+    assert all(torch.equal(weights[k], decoder[k].float()) for k in decoder)
+    assert not (out / "carried.safetensors").exists()
+    assert (out / "tokenizer.model").read_bytes() == spm_model_bytes()
     dicts = json.loads((out / "dictionaries.json").read_text())
-    assert dicts["target_dictionary"][4:] == ["▁the", "▁a", "s"]
+    assert dicts["target_dictionary"] == symbols
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["kind"] == "avhubert_finetuned_seq2seq"
+    assert cfg["kind"] == "avhubert_finetuned_seq2seq" and cfg["decoder"]["heads"] == 4
     audio, video, lengths = _inputs()
     with torch.no_grad():
         assert torch.equal(avhubert.load(path).encoder.extract_features(audio, video, lengths),

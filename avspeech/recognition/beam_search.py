@@ -154,7 +154,7 @@ def beam_search(decoder: StepDecoder, memory: Tensor, lengths: Tensor, *, eos: i
             total[:, 1:] = NEG_INF  # all beams are the same: expand the first only
         cand, idx = total.view(n, k * v).topk(min(2 * k, k * v), dim=1)  # (n, 2k), best first
         parent, token = idx // v, idx % v
-        keep_rows, keep_scores, keep_tokens, keep_parents, still = [], [], [], [], []
+        keep_scores, keep_tokens, keep_parents, still = [], [], [], []
         for j, u in enumerate(alive):
             c, p, t = cand[j].tolist(), parent[j].tolist(), token[j].tolist()
             for i in range(min(k, len(c))):
