@@ -248,16 +248,17 @@ class FrameStream:
         if np.any(np.diff(self.pick) < 0):
             self._whole = decode_video(path, fps, self.info, self._plan)[0]
         self._restart()
-        h, w = (self._whole[0] if self._whole is not None else self._decoded(0)).shape[:2]
+        if self._whole is None:
+            self._decoded(0)  # the first frame, decoded now so that a file that yields none fails here
+        w, h = (self.info.height, self.info.width) if self.info.rotation % 180 else (self.info.width, self.info.height)
         self.frame_size = (w, h)  # full resolution, display rotation applied
         self.size = scaled_size(w, h, max_side)
         self.shape = (len(self.pick), self.size[1], self.size[0], 3)
 
-    def full(self) -> "FrameStream":
-        """The same frames at full resolution (a new stream sharing this one's plan)."""
-        if not self.max_side:
-            return self
-        return FrameStream(self.path, self.fps, self.keep, self.info, None, self._plan)
+    def full(self, keep: int = 1) -> "FrameStream":
+        """The same frames at full resolution, holding the last ``keep`` (a new stream sharing this one's plan;
+        one frame is all that a pass that only iterates needs)."""
+        return FrameStream(self.path, self.fps, keep, self.info, None, self._plan)
 
     def _scaled(self, frame: np.ndarray) -> np.ndarray:
         if not self.max_side or max(frame.shape[:2]) <= self.max_side:
@@ -307,7 +308,8 @@ class FrameStream:
         return self._buf[t]
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        self._restart()
+        if self._next > 0 or self._whole is not None:  # a fresh stream goes on from the first frame it decoded
+            self._restart()
         for t in range(len(self)):
             yield self[t]
 
