@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,8 @@ def run_batch(
 
     ``label(item)`` names an item in failures (default ``str``). ``fn`` must be picklable when ``workers > 1``
     (a module-level function or a ``functools.partial`` of one).
-    Worker processes are started with ``spawn`` so that no thread state (OpenMP, MediaPipe) is inherited.
+    Worker processes are started with ``spawn`` so that no thread state (OpenMP, MediaPipe) is inherited; at
+    most ``2 * workers`` items are queued for them at a time (the rest wait here, not in the pool's queue).
     """
     results: list[Any] = []
     failures: list[Failure] = []
@@ -77,15 +78,29 @@ def run_batch(
             # items are retried one at a time, each in a fresh process, so only the culprit is reported
             casualties: list[Any] = []
             with pool(workers) as ex:
-                futures = {ex.submit(_call, fn, item, label(item)): item for item in items}
-                for fut in as_completed(futures):
-                    try:
-                        res, fail = fut.result()
-                    except BrokenProcessPool:
-                        casualties.append(futures[fut])
-                        continue
-                    (failures.append(fail) if fail else results.append(res))
-                    bar.update(1)
+                todo = iter(items)
+                futures: dict = {}
+                while True:
+                    for item in todo:  # top the bounded queue up
+                        try:
+                            futures[ex.submit(_call, fn, item, label(item))] = item
+                        except BrokenProcessPool:  # the pool died: what is left runs one at a time below
+                            casualties.append(item)
+                            continue
+                        if len(futures) >= 2 * workers:
+                            break
+                    if not futures:
+                        break
+                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        item = futures.pop(fut)
+                        try:
+                            res, fail = fut.result()
+                        except BrokenProcessPool:
+                            casualties.append(item)
+                            continue
+                        (failures.append(fail) if fail else results.append(res))
+                        bar.update(1)
             for item in casualties:
                 with pool(1) as ex:
                     try:

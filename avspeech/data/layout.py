@@ -26,6 +26,7 @@ naming the file, and the line for a malformed row.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -255,9 +256,28 @@ def load_record(out: str | Path, clip_id: str) -> dict | None:
         return None
 
 
-def write_track_record(out: str | Path, relpath: str, record: dict) -> None:
-    """A track's per-frame record at ``relpath`` (its ``json`` in :func:`track_files`), compact JSON."""
-    atomic_write_text(Path(out) / relpath, json.dumps(record, separators=(",", ":")) + "\n")
+def write_track_record(out: str | Path, relpath: str, record: dict, decimals: dict[str, int] | None = None) -> None:
+    """A track's per-frame record at ``relpath`` (its ``json`` in :func:`track_files`), compact JSON.
+
+    Array values are written a frame (row) at a time, each rounded to ``decimals[key]`` places if given, so a
+    long track's landmarks never exist as one list of Python floats; the bytes are those of ``json.dumps`` of
+    the record with every array rounded and turned into lists."""
+    from avspeech.io.atomic import atomic_path
+
+    decimals = decimals or {}
+    dump = functools.partial(json.dumps, separators=(",", ":"))
+    with atomic_path(Path(out) / relpath) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for i, (key, value) in enumerate(record.items()):
+            f.write(("{" if i == 0 else ",") + dump(key) + ":")
+            if not isinstance(value, np.ndarray):
+                f.write(dump(value))
+                continue
+            f.write("[")
+            for j, row in enumerate(value):
+                row = np.round(row, decimals[key]) if key in decimals else row
+                f.write(("," if j else "") + dump(row.tolist()))
+            f.write("]")
+        f.write("}\n" if record else "{}\n")
 
 
 def read_track_record(out: str | Path, relpath: str) -> dict:

@@ -43,13 +43,28 @@ def _init_worker() -> None:
 
 
 def process_one(item: ClipInput, out: str, config: PreprocessConfig) -> dict:
-    """Decode, track and write one clip; return its record. Raises InputError for a bad file."""
+    """Decode, track and write one clip; return its record. Raises InputError for a bad file.
+
+    A clip whose frames take more than ``config.in_memory_mb`` is streamed, its ROIs waiting in temporary files
+    (:class:`~avspeech.pipeline.tracks.RoiFile`) until they are written, so memory does not grow with it."""
+    from avspeech.pipeline.tracks import RoiFile
+
     pre = _preprocessor(config)
-    clip, result = pre.process_file(item.path)
-    require_faces(result, item.path, config)
-    t0 = time.perf_counter()
-    result.timings["writing"] = 0.0
-    record = write_clip(out, item.clip_id, item.path, clip, result, config)
+    stores: list[RoiFile] = []
+
+    def store(n: int, size: int) -> RoiFile:
+        stores.append(RoiFile(n, size))
+        return stores[-1]
+
+    try:
+        clip, result = pre.process_file(item.path, stream=None, roi_store=store)
+        require_faces(result, item.path, config)
+        t0 = time.perf_counter()
+        result.timings["writing"] = 0.0
+        record = write_clip(out, item.clip_id, item.path, clip, result, config)
+    finally:
+        for s in stores:
+            s.close()
     # The record on disk holds the timings without writing; the returned one has them all.
     record["timings"]["writing"] = time.perf_counter() - t0
     return record

@@ -25,6 +25,12 @@ class PreprocessConfig:
         "help": "run the face detector every N frames (and right after a face is lost)"})
     detect_max_side: int = field(default=640, metadata={
         "help": "frames larger than this (px) are downscaled for detection only"})
+    track_max_side: int = field(default=1920, metadata={
+        "help": "frames larger than this (px) are tracked (detection and landmarks) on a copy downscaled to it; "
+                "mouth ROIs are still cut from the full-resolution frame"})
+    in_memory_mb: float = field(default=128.0, metadata={
+        "help": "a clip whose decoded frames take at most this many MB is decoded once and held in memory; a "
+                "longer or larger one is streamed (decoded twice, a few frames held at a time)"})
     detection_confidence: float = field(default=0.5, metadata={"help": "face detector score threshold"})
     landmark_confidence: float = field(default=0.5, metadata={
         "help": "FaceMesh presence threshold while tracking a face"})
@@ -55,6 +61,9 @@ class PreprocessConfig:
                              f"{self.detect_every}, {self.min_track_frames}, {self.smooth_window}")
         if self.roi_geometry not in ROI_GEOMETRIES:
             raise ValueError(f"roi_geometry must be one of {', '.join(ROI_GEOMETRIES)}, got {self.roi_geometry!r}")
+        if self.track_max_side < 64 or self.in_memory_mb < 0:
+            raise ValueError(f"track_max_side must be >= 64 and in_memory_mb >= 0, got {self.track_max_side}, "
+                             f"{self.in_memory_mb}")
         if self.roi_size % 2:
             raise ValueError(f"roi_size must be even (H.264), got {self.roi_size}")
 

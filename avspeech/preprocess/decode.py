@@ -3,6 +3,11 @@
 Probing uses PyAV (it names what is wrong with a file that is not media, has no video stream, or is cut short);
 decoding uses decord, reading frames in order with one thread (the fastest path per core) and keeping only the
 frames the 25 fps grid needs.
+
+Memory: :func:`decode_clip` keeps a clip's frames in memory only when they take at most ``in_memory_mb``;
+otherwise ``frames`` is a :class:`FrameStream` that decodes on demand and holds a few frames, optionally
+downscaled (``max_side``) for the stages that do not need full resolution. Frames larger than
+:data:`MAX_FRAME_SIDE` are refused up front (:func:`check_frame_size`).
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from avspeech.errors import InputError
 from avspeech.timebase import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
+
+MAX_FRAME_SIDE = 4096  # px: larger frames (8K) are refused with advice to downscale (README, "Limits")
 
 
 @dataclass
@@ -86,6 +93,13 @@ def probe(path: str | Path) -> MediaInfo:
         raise InputError(f"not a readable media file ({_first_line(e)})", path) from e
 
 
+def check_frame_size(info: MediaInfo, path: str | Path, limit: int = MAX_FRAME_SIDE) -> None:
+    """:class:`InputError` naming the file, its frame size and what to do when a side exceeds ``limit`` px."""
+    if max(info.width, info.height) > limit:
+        raise InputError(f"frame size {info.width}x{info.height} exceeds the supported {limit} px per side; "
+                         f"downscale the video first, e.g. ffmpeg -i IN -vf scale=-2:2160 OUT.mp4", path)
+
+
 def resample_indices(times: np.ndarray, end_time: float, fps: float) -> np.ndarray:
     """For each frame of a ``fps`` grid over [0, end_time), the index of the source frame whose timestamp is
     nearest (ties to the earlier one). ``times`` (S,) are increasing source timestamps starting at 0."""
@@ -129,9 +143,10 @@ def _plan_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndar
     pick, sorted_times = _grid(starts, end, fps)
     last = int(pick.max())
 
+    opened = [vr]  # the probe's reader serves the first pass; later passes open their own
+
     def frames() -> Iterator[np.ndarray]:
-        reader = vr if frames.first else decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        frames.first = False
+        reader = opened.pop() if opened else decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         i = -1
         try:
             for i in range(last + 1):
@@ -140,7 +155,6 @@ def _plan_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndar
             raise InputError(f"video is truncated or corrupt: decoding stopped at frame {i} of {n} "
                              f"({_first_line(e)})", path) from e
 
-    frames.first = True
     return pick, sorted_times, frames
 
 
@@ -186,12 +200,15 @@ def _plan(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np
     return (_plan_pyav if info.rotation else _plan_decord)(path, fps, info)
 
 
-def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = None
+Plan = tuple[np.ndarray, np.ndarray, SourceFrames]
+
+
+def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = None, plan: Plan | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frames (T, H, W, 3) RGB uint8 resampled to ``fps`` by timestamp (display rotation applied), the source
     index of each, and the source timestamps (S,) in seconds from the first frame."""
     info = info or probe(path)
-    pick, sorted_times, source = _plan(path, fps, info)
+    pick, sorted_times, source = plan or _plan(path, fps, info)
     needed = {int(i) for i in pick}
     last = max(needed)
     kept: dict[int, np.ndarray] = {}
@@ -203,21 +220,66 @@ def decode_video(path: str | Path, fps: float = 25.0, info: MediaInfo | None = N
     return np.stack([kept[int(j)] for j in pick]), pick.astype(np.int64), sorted_times
 
 
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled down so the larger side is at most ``max_side`` (unchanged if it already is)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
 class FrameStream:
     """The frames of a file on the ``fps`` grid, decoded on demand in order, so memory does not grow with the
     clip: ``stream[t]`` for frames at or after the newest one asked for, or within the last ``keep`` frames;
     ``len(stream)`` frames; ``iter(stream)`` is a fresh pass from the first frame. ``shape`` is (T, H, W, 3).
-    Files whose timestamps are out of order (the grid is not monotonic in the source) are decoded whole."""
 
-    def __init__(self, path: str | Path, fps: float = 25.0, keep: int = 32, info: MediaInfo | None = None):
-        self.path, self.fps, self.keep = path, fps, keep
+    With ``max_side``, frames whose larger side exceeds it are handed out downscaled to it (``cv2.INTER_AREA``,
+    each decoded frame dropped once scaled); ``frame_size`` is then the full (width, height), ``shape`` the
+    scaled one. :meth:`full` is the same stream at full resolution. Files whose timestamps are out of order
+    (the grid is not monotonic in the source) are decoded whole."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0, keep: int = 32, info: MediaInfo | None = None,
+                 max_side: int | None = None, plan: Plan | None = None):
+        self.path, self.fps, self.keep, self.max_side = path, fps, keep, max_side
         self.info = info or probe(path)
-        self.pick, self.source_times, self._source = _plan(path, fps, self.info)
+        self._plan = plan or _plan(path, fps, self.info)
+        self.pick, self.source_times, self._source = self._plan
         self._whole = None
         if np.any(np.diff(self.pick) < 0):
-            self._whole = decode_video(path, fps, self.info)[0]
+            self._whole = decode_video(path, fps, self.info, self._plan)[0]
         self._restart()
-        self.shape = (len(self.pick), *self[0].shape)
+        if self._whole is None:
+            self._decoded(0)  # the first frame, decoded now so that a file that yields none fails here
+        w, h = (self.info.height, self.info.width) if self.info.rotation % 180 else (self.info.width, self.info.height)
+        self.frame_size = (w, h)  # full resolution, display rotation applied
+        self.size = scaled_size(w, h, max_side)
+        self.shape = (len(self.pick), self.size[1], self.size[0], 3)
+
+    def full(self, keep: int = 1) -> "FrameStream":
+        """The same frames at full resolution, holding the last ``keep`` (a new stream sharing this one's plan;
+        one frame is all that a pass that only iterates needs)."""
+        return FrameStream(self.path, self.fps, keep, self.info, None, self._plan)
+
+    def _scaled(self, frame: np.ndarray) -> np.ndarray:
+        if not self.max_side or max(frame.shape[:2]) <= self.max_side:
+            return frame
+        import cv2
+
+        return cv2.resize(frame, scaled_size(frame.shape[1], frame.shape[0], self.max_side),
+                          interpolation=cv2.INTER_AREA)
+
+    def _decoded(self, want: int) -> np.ndarray:
+        """Source frame ``want`` (at or after the last one decoded), scaled; skipped frames are dropped at once."""
+        while self._src < want:
+            try:
+                frame = next(self._it)
+            except StopIteration:
+                raise InputError(f"video is truncated or corrupt: stopped before source frame {want}",
+                                 self.path) from None
+            self._src += 1
+            if self._src == want:
+                self._frame = self._scaled(frame)
+        return self._frame
 
     def _restart(self) -> None:
         self._it = self._source() if self._whole is None else None
@@ -231,7 +293,7 @@ class FrameStream:
 
     def __getitem__(self, t: int) -> np.ndarray:
         if self._whole is not None:
-            return self._whole[t]
+            return self._scaled(self._whole[t])
         t = int(t) + (len(self) if t < 0 else 0)
         if not 0 <= t < len(self):
             raise IndexError(f"frame {t} of {len(self)}")
@@ -240,21 +302,14 @@ class FrameStream:
         if t < self._next:
             raise IndexError(f"frame {t} is no longer buffered (the stream keeps the last {self.keep} frames)")
         while self._next <= t:
-            want = int(self.pick[self._next])
-            while self._src < want:
-                try:
-                    self._frame = next(self._it)
-                except StopIteration:
-                    raise InputError(f"video is truncated or corrupt: stopped before source frame {want}",
-                                     self.path) from None
-                self._src += 1
-            self._buf[self._next] = self._frame
+            self._buf[self._next] = self._decoded(int(self.pick[self._next]))
             self._buf.pop(self._next - self.keep, None)
             self._next += 1
         return self._buf[t]
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        self._restart()
+        if self._next > 0 or self._whole is not None:  # a fresh stream goes on from the first frame it decoded
+            self._restart()
         for t in range(len(self)):
             yield self[t]
 
@@ -274,16 +329,23 @@ def decode_audio(path: str | Path, num_samples: int, sample_rate: int = SAMPLE_R
     return np.concatenate([audio, np.zeros(num_samples - audio.size, np.float32)])
 
 
-def decode_clip(path: str | Path, fps: float = FPS, sample_rate: int = SAMPLE_RATE, stream: bool = False,
-                keep: int = 32) -> DecodedClip:
+def decode_clip(path: str | Path, fps: float = FPS, sample_rate: int = SAMPLE_RATE, stream: bool | None = False,
+                keep: int = 32, in_memory_mb: float = 0.0, max_side: int | None = None) -> DecodedClip:
     """Probe, decode and resample one file. A file without an audio stream gives ``audio=None``. With
-    ``stream``, ``frames`` is a :class:`FrameStream` (decoded on demand, the last ``keep`` frames kept)."""
+    ``stream``, ``frames`` is a :class:`FrameStream` (decoded on demand, the last ``keep`` frames kept, handed
+    out downscaled to ``max_side``); with ``stream=None`` the clip is streamed only when its frames would take
+    more than ``in_memory_mb`` MB (else decoded once into memory). Frames beyond :data:`MAX_FRAME_SIDE` raise
+    :class:`InputError` before anything is decoded."""
     info = probe(path)
+    check_frame_size(info, path)
+    plan = _plan(path, fps, info)
+    if stream is None:
+        stream = len(plan[0]) * info.width * info.height * 3 > in_memory_mb * 2**20
     if stream:
-        frames = FrameStream(path, fps, keep, info)
+        frames = FrameStream(path, fps, keep, info, max_side, plan)
         pick, times = frames.pick.astype(np.int64), frames.source_times
     else:
-        frames, pick, times = decode_video(path, fps, info)
+        frames, pick, times = decode_video(path, fps, info, plan)
     audio = None
     if info.has_audio:
         audio = decode_audio(path, int(round(len(frames) * sample_rate / fps)), sample_rate)

@@ -3,6 +3,8 @@
 FaceMesh alone misses faces in multi-face frames, so faces are found by the detector and each face gets its own
 FaceMesh instance (``static_image_mode=False``: it follows its face from frame to frame without re-detecting),
 fed a square crop around where the face was. Coordinates go back to the frame through the crop's affine map.
+Both may be given a downscaled copy of a large frame with the full frame's ``size``: boxes and landmarks are
+then in full-resolution pixels all the same (the crop is warped from the copy through the composed map).
 Both models ship inside the mediapipe wheel; nothing is downloaded.
 """
 from __future__ import annotations
@@ -58,12 +60,15 @@ class FaceDetector:
         with _quiet_stderr():
             self._det.process(np.zeros((64, 64, 3), np.uint8))
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Faces in one RGB frame (H, W, 3): boxes (F, 4) as x0, y0, x1, y1 pixels and scores (F,)."""
+    def __call__(self, frame: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Faces in one RGB frame (H, W, 3): boxes (F, 4) as x0, y0, x1, y1 pixels and scores (F,). ``size``:
+        the (width, height) of the full frame when ``frame`` is a downscaled copy (boxes in its pixels)."""
         h, w = frame.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         img = frame if scale == 1.0 else cv2.resize(frame, (round(w * scale), round(h * scale)),
                                                     interpolation=cv2.INTER_AREA)
+        if size is not None:
+            w, h = size
         res = self._det.process(img)
         boxes, scores = [], []
         for d in res.detections or []:
@@ -85,6 +90,16 @@ def crop_transform(box: np.ndarray, scale: float, size: int) -> np.ndarray:
     return np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], np.float64)
 
 
+def from_scaled(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray | None:
+    """(2, 3) affine map from the pixels of a downscaled copy ``frame`` to those of the full frame of ``size``
+    (width, height), pixel centres aligned as ``cv2.resize`` aligns them; None when ``frame`` is full size."""
+    h, w = frame.shape[:2]
+    if size is None or size == (w, h):
+        return None
+    sx, sy = size[0] / w, size[1] / h
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]], np.float64)
+
+
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:
     """Box (x0, y0, x1, y1) around landmarks (N, 2)."""
     return np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)])
@@ -98,10 +113,15 @@ class FaceMeshTracker:
         self.crop_scale = crop_scale
         self.crop_size = crop_size
 
-    def __call__(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        """Landmarks (468, 2) in frame pixels of the face near ``box``, or None if FaceMesh finds none."""
+    def __call__(self, frame: np.ndarray, box: np.ndarray, size: tuple[int, int] | None = None
+                 ) -> np.ndarray | None:
+        """Landmarks (468, 2) in frame pixels of the face near ``box``, or None if FaceMesh finds none. ``size``:
+        the (width, height) of the full frame when ``frame`` is a downscaled copy (``box`` and landmarks in the
+        full frame's pixels)."""
         m = crop_transform(box, self.crop_scale, self.crop_size)
-        crop = cv2.warpAffine(frame, m, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
+        up = from_scaled(frame, size)
+        warp = m if up is None else m @ np.vstack([up, [0, 0, 1]])
+        crop = cv2.warpAffine(frame, warp, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         res = self._mesh.process(crop)
         if not res.multi_face_landmarks:

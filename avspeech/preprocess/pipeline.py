@@ -119,7 +119,8 @@ class Preprocessor:
             audio = np.asarray(audio, np.float32).reshape(-1)
             want = int(round(n * spf))
             audio = audio[:want] if audio.size >= want else np.pad(audio, (0, want - audio.size))
-        raw = link_tracklets(find_tracklets(frames, cfg, self.detector, self.pool, timings), cfg)
+        size = frames.frame_size if streamed else None  # a stream may hand out downscaled copies for tracking
+        raw = link_tracklets(find_tracklets(frames, cfg, self.detector, self.pool, timings, size), cfg)
         t0 = time.perf_counter()
         tracks = []
         while raw:  # each raw tracklet is dropped once its track is built (long clips: half the landmark memory)
@@ -138,11 +139,14 @@ class Preprocessor:
             if audio is not None and track_audio:
                 seg = audio[int(round(start * spf)):int(round((end + 1) * spf))].copy()
             tracks.append(FaceTrack(0, start, boxes, lm, observed, tf, rois, seg))
-        if streamed:  # a second pass over the clip cuts every track's ROIs
+        if streamed:  # a second pass over the clip cuts every track's ROIs from the full-resolution frames
             for tr in tracks:
                 tr.rois = (roi_store(tr.num_frames, cfg.roi_size) if roi_store is not None
                            else np.empty((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8))
-            for t, frame in enumerate(frames):
+            last = max((tr.end for tr in tracks), default=0)
+            for t, frame in enumerate(frames.full()):
+                if t >= last:
+                    break
                 for tr in tracks:
                     if tr.start <= t < tr.end:
                         tr.rois[t - tr.start] = crop_rois(frame[None], tr.transforms[t - tr.start:t - tr.start + 1],
@@ -151,21 +155,28 @@ class Preprocessor:
         for i, tr in enumerate(tracks):
             tr.index = i
         timings["alignment"] = timings.get("alignment", 0.0) + time.perf_counter() - t0
-        h, w = frames.shape[1:3]
+        w, h = size or (frames.shape[2], frames.shape[1])
         return ClipTracks(tracks, n, h, w, cfg.fps, cfg.sample_rate, audio, timings)
 
-    def process_file(self, path: str | Path, stream: bool = False, **keep) -> tuple[DecodedClip, ClipTracks]:
+    def process_file(self, path: str | Path, stream: bool | None = False, **keep) -> tuple[DecodedClip, ClipTracks]:
         """Decode ``path`` (resampled to 25 fps, audio 16 kHz mono) and track its faces. With ``stream`` the
-        frames are decoded on demand (:class:`~avspeech.preprocess.decode.FrameStream`, two passes: tracking,
-        then ROIs), so memory does not grow with the clip's length; the returned clip's ``frames`` is then the
-        stream (iterate it for another pass). ``keep`` goes to :meth:`process_frames` (what a track keeps)."""
+        frames are decoded on demand (:class:`~avspeech.preprocess.decode.FrameStream`, two passes: tracking on
+        frames downscaled to ``config.track_max_side``, then ROIs from the full-resolution frames), so memory
+        does not grow with the clip's length or resolution; the returned clip's ``frames`` is then the stream
+        (``clip.frames.full()`` for another pass at full resolution). ``stream=None`` streams only a clip whose
+        frames would take more than ``config.in_memory_mb``. ``keep`` goes to :meth:`process_frames` (what a
+        track keeps)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         cfg = self.config
         clip = decode_clip(path, cfg.fps, cfg.sample_rate, stream=stream,
-                           keep=cfg.detect_every + cfg.max_gap + 4)
+                           keep=cfg.detect_every + cfg.max_gap + 4, in_memory_mb=cfg.in_memory_mb,
+                           max_side=cfg.track_max_side)
         timings["decode"] = time.perf_counter() - t0
-        return clip, self.process_frames(clip.frames, clip.audio, timings, **keep)
+        result = self.process_frames(clip.frames, clip.audio, timings, **keep)
+        if isinstance(clip.frames, FrameStream):
+            clip.frames = clip.frames.full()
+        return clip, result
 
 
 def preprocess_clip(frames: np.ndarray, audio: np.ndarray | None = None,

@@ -86,17 +86,19 @@ class _Timer:
         self.timings[self.key] = self.timings.get(self.key, 0.0) + time.perf_counter() - self.t0
 
 
-def _follow(follower: FaceMeshTracker, frame: np.ndarray, box: np.ndarray, min_iou: float) -> np.ndarray | None:
-    lm = follower(frame, box)
+def _follow(follower: FaceMeshTracker, frame: np.ndarray, box: np.ndarray, min_iou: float,
+            size: tuple[int, int] | None = None) -> np.ndarray | None:
+    lm = follower(frame, box, size)
     if lm is None or box_iou(landmark_box(lm), box) < min_iou:
         return None
     return lm
 
 
 def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceDetector, pool: FaceMeshPool,
-                   timings: dict[str, float] | None = None) -> list[RawTrack]:
+                   timings: dict[str, float] | None = None, size: tuple[int, int] | None = None) -> list[RawTrack]:
     """Tracklets (contiguous runs of landmarks, one face each) of a clip ``frames`` (T, H, W, 3) RGB uint8.
-    ``timings`` accumulates seconds under ``detection`` and ``landmarks``."""
+    ``timings`` accumulates seconds under ``detection`` and ``landmarks``. ``size``: the full (width, height)
+    when ``frames`` are downscaled copies; boxes and landmarks are in full-resolution pixels either way."""
     timings = {} if timings is None else timings
     timings.setdefault("detection", 0.0)
     timings.setdefault("landmarks", 0.0)
@@ -109,7 +111,7 @@ def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceD
         lost = False
         with _Timer(timings, "landmarks"):
             for lv in list(live):
-                lm = _follow(lv.follower, frame, lv.box, config.link_iou)
+                lm = _follow(lv.follower, frame, lv.box, config.link_iou, size)
                 if lm is None:
                     live.remove(lv)
                     pool.release(lv.follower)
@@ -129,7 +131,7 @@ def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceD
                 lost = True
         if t % config.detect_every == 0 or lost_last_frame:
             with _Timer(timings, "detection"):
-                boxes, scores = detector(frame)
+                boxes, scores = detector(frame, size)
             for k in np.argsort(-scores, kind="stable"):
                 if config.max_faces is not None and len(live) >= config.max_faces:
                     break
@@ -138,13 +140,13 @@ def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceD
                     continue
                 with _Timer(timings, "landmarks"):
                     follower = pool.acquire()
-                    lm = _follow(follower, frame, det, config.link_iou)
+                    lm = _follow(follower, frame, det, config.link_iou, size)
                     if lm is None or any(box_iou(landmark_box(lm), lv.box) > SAME_FACE_IOU for lv in live):
                         pool.release(follower)
                         continue
                     track = RawTrack()
                     track.add(t, lm)
-                    _extend_backwards(track, frames, t, back_limit, pool, config, live, done)
+                    _extend_backwards(track, frames, t, back_limit, pool, config, live, done, size)
                 live.append(_Live(track, follower, track.boxes[t]))
         lost_last_frame = lost
     for lv in live:
@@ -154,7 +156,8 @@ def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceD
 
 
 def _extend_backwards(track: RawTrack, frames: np.ndarray, t: int, limit: int, pool: FaceMeshPool,
-                      config: PreprocessConfig, live: list[_Live], done: list[RawTrack]) -> None:
+                      config: PreprocessConfig, live: list[_Live], done: list[RawTrack],
+                      size: tuple[int, int] | None = None) -> None:
     """Follow a new face from frame ``t - 1`` backwards while FaceMesh finds it and no other tracklet has it."""
     others = [lv.track for lv in live] + done
     follower = pool.acquire()
@@ -163,7 +166,7 @@ def _extend_backwards(track: RawTrack, frames: np.ndarray, t: int, limit: int, p
         for u in range(t - 1, max(-1, t - 1 - limit), -1):
             if any(u in o.boxes and box_iou(o.boxes[u], box) > SAME_FACE_IOU for o in others):
                 break
-            lm = _follow(follower, frames[u], box, config.link_iou)
+            lm = _follow(follower, frames[u], box, config.link_iou, size)
             if lm is None:
                 break
             track.prepend(u, lm)

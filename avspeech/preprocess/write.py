@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from avspeech.data import layout
-from avspeech.io.media import write_video, write_wav
+from avspeech.io.media import VideoWriter, write_wav
 from avspeech.preprocess.config import PreprocessConfig
 from avspeech.preprocess.decode import DecodedClip
 from avspeech.preprocess.pipeline import ClipTracks
@@ -32,7 +32,7 @@ def write_clip(out: str | Path, clip_id: str, source: str, clip: DecodedClip, re
         tid = layout.track_id(clip_id, tr.index)
         files = layout.track_files(tid)
         video = files["video"]
-        write_video(out / video, tr.rois, fps=config.fps, gray=True, crf=config.crf)
+        _write_rois(out / video, tr.rois, config)
         audio, samples = "", 0
         if tr.audio is not None:
             audio = files["audio"]
@@ -44,10 +44,8 @@ def write_clip(out: str | Path, clip_id: str, source: str, clip: DecodedClip, re
             "fps": config.fps, "roi_size": config.roi_size,
             "source_frames": clip.source_index[tr.start:tr.end].tolist(),
             "observed": tr.observed.astype(int).tolist(),
-            "boxes": np.round(tr.boxes, 1).tolist(),
-            "transforms": np.round(tr.transforms, 5).tolist(),
-            "landmarks": np.round(tr.landmarks, 1).tolist(),
-        })
+            "boxes": tr.boxes, "transforms": tr.transforms, "landmarks": tr.landmarks,
+        }, decimals={"boxes": 1, "transforms": 5, "landmarks": 1})
         tracks.append({"id": tid, "index": tr.index, "video": video, "audio": audio, "json": meta,
                        "start": tr.start, "frames": tr.num_frames, "samples": samples,
                        "interpolated": int((~tr.observed).sum())})
@@ -62,6 +60,16 @@ def write_clip(out: str | Path, clip_id: str, source: str, clip: DecodedClip, re
     }
     layout.write_clip_record(out, record)
     return record
+
+
+def _write_rois(path: Path, rois, config: PreprocessConfig, chunk: int = 250) -> None:
+    """A track's ROIs (L, size, size) (an array or a :class:`~avspeech.pipeline.tracks.RoiFile`) as its gray
+    video, read ``chunk`` frames at a time."""
+    n, size = len(rois), config.roi_size
+    with VideoWriter(path, size, size, config.fps, gray=True, crf=config.crf) as writer:
+        for s in range(0, n, chunk):
+            for roi in np.asarray(rois[s:s + chunk]):
+                writer.write(roi)
 
 
 def write_manifests(out: str | Path, records: Iterable[dict], suffix: str = "") -> tuple[Path, Path]:
