@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("avspeech.cli.demo", "run the main job end to end on the built-in synthetic default"),
     "synth": ("avspeech.cli.synth", "write a synthetic talking-face corpus with known ground truth"),
     "preprocess": ("avspeech.cli.preprocess", "face tracks, 96x96 mouth ROIs and 16 kHz audio (AV-HuBERT layout)"),
+    "prepare": ("avspeech.cli.prepare", "a real dataset's folder (LRS3, LRS2, VoxCeleb2) to preprocessed tracks and "
+                "AV-HuBERT-layout manifests"),
     "cluster": ("avspeech.cli.cluster", "make k-means cluster targets for pretraining"),
     "pretrain": ("avspeech.cli.pretrain", "pretrain the encoder by joint masked cluster prediction"),
     "finetune": ("avspeech.cli.finetune", "fine-tune a head on the encoder (separation, recognition)"),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -219,8 +220,11 @@ def track_id(clip_id: str, index: int) -> str:
 
 
 def clip_of(utt_id: str) -> str:
-    """The source clip of a manifest id (``clip/face0`` -> ``clip``; ids without a slash are their own clip)."""
-    return utt_id.partition("/")[0]
+    """The source clip of a manifest id: a track id ``<clip>/face<k>`` gives ``<clip>`` (which may hold slashes:
+    ``trainval/spk/00001/face0`` -> ``trainval/spk/00001``); any other id (AV-HuBERT's ``trainval/spk/00001``)
+    is its own clip."""
+    head, sep, tail = utt_id.rpartition("/")
+    return head if sep and re.fullmatch(r"face\d+", tail) else utt_id
 
 
 def track_files(tid: str) -> dict[str, str]:
