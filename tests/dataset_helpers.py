@@ -22,7 +22,7 @@ from avspeech.datasets.transcripts import Transcript, Word, format_transcript
 from avspeech.synth.corpus import SynthConfig, clip_id, synthesize_corpus
 
 FPS = 25
-CLIPS = 5  # synthetic clips made once, copied into every tree
+CLIPS = 3  # synthetic clips made once, copied (under other names) into every tree
 SYNTH = SynthConfig(speakers=1, seed=11, width=224, height=224)
 PRETRAIN_COPIES = 3
 MAX_DURATION = 3.0  # the cutting threshold the tests use (the looped clip is about 6 s; AV-HuBERT's is 15 s)
@@ -142,11 +142,11 @@ def make_lrs3(root: Path, src: list[dict]) -> FakeTree:
     pre = _pretrain(tree, src[0], root / "pretrain", "0akiEFwtkyA", "00010")
     _copy(src[1], root / "pretrain" / "1B3fhN8kP0s" / "00003.mp4")
     tree.utterances["short-pretrain/1B3fhN8kP0s/00003"] = Expected(_text(src[1]), src[1]["num_frames"])
-    for sc, uid in ((src[2], "trainval/0akiEFwtkyA/50001"), (src[3], "trainval/Zx9_Qw-ty7U/50007"),
-                    (src[4], "test/kLm0pQ2rS4t/00001")):
+    for sc, uid in ((src[2], "trainval/0akiEFwtkyA/50001"), (src[1], "trainval/Zx9_Qw-ty7U/50007"),
+                    (src[2], "test/kLm0pQ2rS4t/00001")):
         _copy(sc, root / f"{uid}.mp4")
         tree.utterances[uid] = Expected(_text(sc), sc["num_frames"])
-    tree.bad = _bad(root / "trainval" / "Zx9_Qw-ty7U" / "50009.mp4", src[3])
+    tree.bad = _bad(root / "trainval" / "Zx9_Qw-ty7U" / "50009.mp4", src[1])
     valid = root.parent / "lrs3-valid.id"
     valid.write_text("trainval/Zx9_Qw-ty7U/50007\ntrainval/Zx9_Qw-ty7U/50009\n")
     tree.lists["valid"] = valid
@@ -165,7 +165,7 @@ def make_lrs2(top: Path, src: list[dict]) -> FakeTree:
     tree = FakeTree(root)
     pre = _pretrain(tree, src[0], root / "pretrain", "5535415699068794046", "00001")
     items = {"train": [(src[1], "6330311066473698535/00011"), (src[2], "6330311066473698535/00012")],
-             "val": [(src[3], "6331559613336179781/00001")], "test": [(src[4], "6336277218512587289/00004")]}
+             "val": [(src[1], "6331559613336179781/00001")], "test": [(src[2], "6336277218512587289/00004")]}
     for split, rows in items.items():
         for sc, u in rows:
             _copy(sc, root / "main" / f"{u}.mp4", txt="no-table")
@@ -187,7 +187,7 @@ def make_voxceleb2(root: Path, src: list[dict]) -> FakeTree:
     """dev/mp4/: two clips of one speaker and the bad one; test/mp4/: one clip; the English list names two."""
     tree = FakeTree(root)
     ids = {"dev/mp4/id00012/21Uxsk56VDQ/00001": src[1], "dev/mp4/id00012/21Uxsk56VDQ/00002": src[2],
-           "test/mp4/id00017/01dfn2spqyE/00001": src[3]}
+           "test/mp4/id00017/01dfn2spqyE/00001": src[0]}
     for uid, sc in ids.items():
         _copy(sc, root / f"{uid}.mp4", txt=False)
         tree.utterances[uid] = Expected(None, sc["num_frames"])
