@@ -137,13 +137,13 @@ def _pretrain(tree: FakeTree, sc: dict, folder: Path, speaker: str, utt: str) ->
 
 def make_lrs3(root: Path, src: list[dict]) -> FakeTree:
     """pretrain/: a long clip (cut in three) and a short one (kept whole); trainval/: two clips and the bad one;
-    test/: one clip; the validation list names one trainval clip."""
+    test/: two clips; the validation list names one trainval clip and the bad one."""
     tree = FakeTree(root)
     pre = _pretrain(tree, src[0], root / "pretrain", "0akiEFwtkyA", "00010")
     _copy(src[1], root / "pretrain" / "1B3fhN8kP0s" / "00003.mp4")
     tree.utterances["short-pretrain/1B3fhN8kP0s/00003"] = Expected(_text(src[1]), src[1]["num_frames"])
     for sc, uid in ((src[2], "trainval/0akiEFwtkyA/50001"), (src[1], "trainval/Zx9_Qw-ty7U/50007"),
-                    (src[2], "test/kLm0pQ2rS4t/00001")):
+                    (src[2], "test/kLm0pQ2rS4t/00001"), (src[1], "test/kLm0pQ2rS4t/00002")):
         _copy(sc, root / f"{uid}.mp4")
         tree.utterances[uid] = Expected(_text(sc), sc["num_frames"])
     tree.bad = _bad(root / "trainval" / "Zx9_Qw-ty7U" / "50009.mp4", src[1])
@@ -154,7 +154,7 @@ def make_lrs3(root: Path, src: list[dict]) -> FakeTree:
     for name, train in (("30h_data", train30), ("433h_data", train30 + pre + ["short-pretrain/1B3fhN8kP0s/00003"])):
         tree.manifests[f"{name}/train"] = sorted(train)
         tree.manifests[f"{name}/valid"] = ["trainval/Zx9_Qw-ty7U/50007"]
-        tree.manifests[f"{name}/test"] = ["test/kLm0pQ2rS4t/00001"]
+        tree.manifests[f"{name}/test"] = ["test/kLm0pQ2rS4t/00001", "test/kLm0pQ2rS4t/00002"]
     return tree
 
 

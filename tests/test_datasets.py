@@ -150,12 +150,12 @@ def test_lrs3_segments_are_cut_from_the_track_at_the_sentence_boundaries(lrs3_ru
 
 def test_an_interrupted_lrs3_run_resumes_and_a_finished_one_changes_nothing(lrs3_run):
     tree, out, resumed, plan = lrs3_run
-    assert resumed.preprocess.total == 6 and resumed.preprocess.skipped == 2  # two clips were done before the stop
+    assert resumed.preprocess.total == 7 and resumed.preprocess.skipped == 2  # two clips were done before the stop
     seg = out / "segments" / "short-pretrain" / "0akiEFwtkyA" / "00010_1.mp4"
     before = {p: p.read_bytes() for p in out.glob("*_data/*.*")}
     stamp = seg.stat().st_mtime_ns
     again = prepare_dataset(plan(), out)
-    assert again.preprocess.skipped == 5  # all but the bad clip, which is tried again and listed again
+    assert again.preprocess.skipped == 6  # all but the bad clip, which is tried again and listed again
     assert [f.item for f in again.failures] == [tree.bad]
     assert seg.stat().st_mtime_ns == stamp
     assert {p: p.read_bytes() for p in out.glob("*_data/*.*")} == before
