@@ -3,9 +3,9 @@
 Each clip is an ``avspeech synth`` clip (one speaker, 224x224 like LRS3's face crops); its ``.txt`` is written in
 the datasets' format (``Text:`` upper case, ``Conf:``, the ``WORD START END ASDSCORE`` table, two decimals) from
 the synthetic ground truth (the sidecar's words and their times). A long ``pretrain`` clip is one synthetic clip
-played three times in a row (frames and audio), its word table the sentence three times, shifted by the clip's
+played twice in a row (frames and audio), its word table the sentence twice, shifted by the clip's
 duration each time: the pauses between the copies (the clip's silent tail and lead-in) are the only gaps between
-words longer than 0.4 s, so AV-HuBERT's rule cuts it into the three copies. Every tree has one bad clip (bytes
+words longer than 0.4 s, so AV-HuBERT's rule cuts it into the two copies. Every tree has one bad clip (bytes
 that are not a video). The builders return what the tree holds: per utterance its expected id, transcript and
 frame count, computed from the ground truth, never by the code under test.
 """
@@ -24,8 +24,8 @@ from avspeech.synth.corpus import SynthConfig, clip_id, synthesize_corpus
 FPS = 25
 CLIPS = 3  # synthetic clips made once, copied (under other names) into every tree
 SYNTH = SynthConfig(speakers=1, seed=11, width=224, height=224)
-PRETRAIN_COPIES = 3
-MAX_DURATION = 3.0  # the cutting threshold the tests use (the looped clip is about 6 s; AV-HuBERT's is 15 s)
+PRETRAIN_COPIES = 2
+MAX_DURATION = 3.0  # the cutting threshold the tests use (the looped clip is about 4 s; AV-HuBERT's is 15 s)
 BAD_BYTES = b"this is not an mp4 file\n" * 40
 
 
@@ -136,7 +136,7 @@ def _pretrain(tree: FakeTree, sc: dict, folder: Path, speaker: str, utt: str) ->
 
 
 def make_lrs3(root: Path, src: list[dict]) -> FakeTree:
-    """pretrain/: a long clip (cut in three) and a short one (kept whole); trainval/: two clips and the bad one;
+    """pretrain/: a long clip (cut in two) and a short one (kept whole); trainval/: two clips and the bad one;
     test/: two clips; the validation list names one trainval clip and the bad one."""
     tree = FakeTree(root)
     pre = _pretrain(tree, src[0], root / "pretrain", "0akiEFwtkyA", "00010")

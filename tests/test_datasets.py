@@ -233,3 +233,22 @@ def test_clip_of_nested_track_ids():
     assert layout.clip_of("trainval/spk/00001/face2") == "trainval/spk/00001"
     assert layout.clip_of("clip_00003/face0") == "clip_00003"
     assert layout.clip_of("trainval/spk/00001") == "trainval/spk/00001"
+
+
+def test_published_and_drawn_mixture_lists_feed_separation(lrs3_run, tmp_path):
+    from avspeech.datasets import mixlists
+    from avspeech.separation.mixtures import MixtureDataset
+
+    _, out, _, _ = lrs3_run
+    train = out / "433h_data" / "train.tsv"
+    utts = layout.read_manifest(train)
+    pan = tmp_path / "mixture_data_list_2mix.csv"
+    pan.write_text("train,trainval,0akiEFwtkyA,50001,0,pretrain,1B3fhN8kP0s,00003,-2.5,1.88\n")
+    parts, failures = mixlists.import_list(mixlists.read_pan(pan), utts)
+    assert not failures
+    drawn = [m for _, m, _ in mixlists.draw_mixtures(utts, 3, seed=1)]
+    for mixtures in (parts["train"], drawn):
+        item = MixtureDataset(train, mixtures)[0]
+        np.testing.assert_allclose(item["mixture"], item["target"] + item["interferer"], atol=1e-6)
+    m = parts["train"][0]
+    assert (m.utt_a, m.utt_b, m.gain_db) == ("trainval/0akiEFwtkyA/50001", "short-pretrain/1B3fhN8kP0s/00003", 2.5)

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("avspeech.cli.preprocess", "face tracks, 96x96 mouth ROIs and 16 kHz audio (AV-HuBERT layout)"),
     "prepare": ("avspeech.cli.prepare", "a real dataset's folder (LRS3, LRS2, VoxCeleb2) to preprocessed tracks and "
                 "AV-HuBERT-layout manifests"),
+    "mixtures": ("avspeech.cli.mixtures", "2-speaker mixture lists: published LRS2/LRS3/VoxCeleb2-2Mix lists in and "
+                 "out, seeded lists by the same recipe"),
     "cluster": ("avspeech.cli.cluster", "make k-means cluster targets for pretraining"),
     "pretrain": ("avspeech.cli.pretrain", "pretrain the encoder by joint masked cluster prediction"),
     "finetune": ("avspeech.cli.finetune", "fine-tune a head on the encoder (separation, recognition)"),
