@@ -10,6 +10,7 @@ import dataset_helpers as H
 from avspeech.data import layout
 from avspeech.datasets import lrs2, lrs3, voxceleb2
 from avspeech.datasets.prepare import FAILURES, prepare_dataset
+from avspeech.datasets.shards import check_shards
 from avspeech.datasets.transcripts import (Transcript, Word, format_transcript, parse_transcript,
                                            split_sentences)
 from avspeech.errors import InputError
@@ -168,18 +169,43 @@ def lrs2_run(tmp_path_factory, sources):
     out = base / "out"
     plan = lambda: lrs2.plan_lrs2(tree.root, max_duration=H.MAX_DURATION)  # noqa: E731
     shards = [prepare_dataset(plan(), out, shard=(i, 2)) for i in range(2)]
+    checks = {n: check_shards(out, plan().clips, n) for n in (2, 3)}
     merged = prepare_dataset(plan(), out)
-    return tree, out, shards, merged
+    return tree, out, shards, merged, checks, plan
 
 
 def test_lrs2_shards_then_a_final_run_write_the_manifests(lrs2_run):
-    tree, out, shards, merged = lrs2_run
+    tree, out, shards, merged, _, _ = lrs2_run
     assert all(not s.manifests for s in shards)  # a shard writes no dataset manifest
     done = [set(r["id"] for r in s.preprocess.records) for s in shards]
     assert not done[0] & done[1] and len(done[0] | done[1]) == 5  # each good clip in exactly one shard
     assert merged.preprocess.skipped == 5
     _check_manifests(tree, out, tree.manifests)
     assert [f.item for f in merged.failures] == [tree.bad]
+
+
+def test_the_merge_check_finds_unfinished_and_repeated_shards(lrs2_run, tmp_path, capsys):
+    import shutil
+
+    from avspeech.cli import main
+
+    tree, out, _, _, checks, plan = lrs2_run
+    assert checks[2].ok and checks[2].done == 6  # five clips done and the bad one failed, each in one shard
+    assert not checks[3].ok and len(checks[3].missing_files) == 9  # no shard of a 3-way split was run
+    # a clip in two shards: shard 1's manifest gains a row of shard 0's
+    for p in out.glob("*.shard-*-of-2.tsv"):
+        shutil.copy(p, tmp_path / p.name)
+    m0, m1 = tmp_path / "manifest.shard-0-of-2.tsv", tmp_path / "manifest.shard-1-of-2.tsv"
+    row = m0.read_text().splitlines()[1]
+    m1.write_text(m1.read_text() + row + "\n")
+    check = check_shards(tmp_path, plan().clips, 2)
+    assert list(check.repeated.values()) == [[0, 1]] and layout.clip_of(row.split("\t")[0]) in check.repeated
+    # the script for a SLURM array repeats the command with each task's shard
+    assert main(["prepare", "lrs2", str(tree.root), "--out", str(out), "--workers", "3", "--sbatch", "4"]) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --array=0-3" in script and "#SBATCH --cpus-per-task=3" in script
+    assert f'avspeech prepare lrs2 {tree.root} --out {out} --workers 3 --shard "${{SLURM_ARRAY_TASK_ID}}/4"' in script
+    assert f"--check-shards 4" in script and "--sbatch" not in script
 
 
 def test_voxceleb2_from_the_command_line(tmp_path, sources, capsys):

@@ -30,6 +30,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "--shard to write the manifests")
     p.add_argument("--min-coverage", type=float, default=MIN_COVERAGE,
                    help="least fraction of an utterance's frames its face track must cover (default: %(default)s)")
+    g = p.add_argument_group("beyond one machine")
+    g.add_argument("--sbatch", type=int, metavar="N", help="print a SLURM job-array script running this command "
+                   "as N shards (and how to merge them), and exit")
+    g.add_argument("--submitit", type=int, metavar="N", help="run N shards through submitit (SLURM, or local "
+                   "processes without it), then merge")
+    g.add_argument("--check-shards", type=int, metavar="N", help="before writing the manifests, check that all N "
+                   "shards finished and every clip is in exactly one of them")
     add_config_arguments(p.add_argument_group("preprocessing settings"), PreprocessConfig)
 
 
@@ -66,8 +73,34 @@ def plan_of(args: argparse.Namespace):
     return voxceleb2.plan_voxceleb2(args.root, args.en_ids)
 
 
-def run(args: argparse.Namespace) -> int:
+def _without(argv: list[str], *options: str) -> list[str]:
+    """``argv`` less ``options`` and their values (``--opt V`` or ``--opt=V``)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in options:
+            skip = True
+        elif not any(a.startswith(o + "=") for o in options):
+            out.append(a)
+    return out
+
+
+def shard_job(args: argparse.Namespace, index: int, count: int) -> int:
+    """One shard of the command (a submitit job): the number of failures."""
     from avspeech.datasets.prepare import prepare_dataset
+    from avspeech.preprocess.config import PreprocessConfig
+
+    report = prepare_dataset(plan_of(args), args.out, workers=args.workers, shard=(index, count),
+                             config=config_from_args(PreprocessConfig, args), min_coverage=args.min_coverage)
+    return len(report.failures)
+
+
+def run(args: argparse.Namespace) -> int:
+    import functools
+
+    from avspeech.datasets.prepare import prepare_dataset
+    from avspeech.datasets.shards import check_shards, run_submitit, sbatch_script
     from avspeech.errors import InputError
     from avspeech.preprocess.config import PreprocessConfig
     from avspeech.preprocess.discover import parse_shard
@@ -79,7 +112,29 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(e)) from None
     if args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
-    report = prepare_dataset(plan_of(args), args.out, workers=args.workers, shard=shard, config=config,
+    for name in ("sbatch", "submitit", "check_shards"):
+        if getattr(args, name) is not None and (getattr(args, name) < 1 or shard is not None):
+            raise InputError(f"--{name.replace('_', '-')} takes a number of shards >= 1 and no --shard")
+    if args.sbatch:
+        argv = _without(getattr(args, "_argv", []), "--sbatch", "--workers", "--submitit", "--check-shards")
+        print(sbatch_script(argv, args.sbatch, args.out, cpus=args.workers), end="")
+        return 0
+    plan = plan_of(args)
+    if args.submitit:
+        from pathlib import Path
+
+        try:
+            run_submitit(functools.partial(shard_job, args), args.submitit, Path(args.out) / "submitit",
+                         cpus_per_task=args.workers, timeout_min=24 * 60)
+        except ImportError as e:
+            raise InputError(str(e)) from None
+        args.check_shards = args.submitit
+    if args.check_shards:
+        check = check_shards(args.out, plan.clips, args.check_shards)
+        print(check.summary())
+        if not check.ok:
+            return 1
+    report = prepare_dataset(plan, args.out, workers=args.workers, shard=shard, config=config,
                              min_coverage=args.min_coverage)
     print(report.summary())
     return 1 if report.failures else 0
