@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "AV-HuBERT-layout manifests"),
     "mixtures": ("avspeech.cli.mixtures", "2-speaker mixture lists: published LRS2/LRS3/VoxCeleb2-2Mix lists in and "
                  "out, seeded lists by the same recipe"),
+    "noise": ("avspeech.cli.noise", "noise sets for noisy training and evaluation: MUSAN noise/music/babble and a "
+              "dataset's own speech and babble (AV-HuBERT's lists)"),
     "cluster": ("avspeech.cli.cluster", "make k-means cluster targets for pretraining"),
     "pretrain": ("avspeech.cli.pretrain", "pretrain the encoder by joint masked cluster prediction"),
     "finetune": ("avspeech.cli.finetune", "fine-tune a head on the encoder (separation, recognition)"),
