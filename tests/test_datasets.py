@@ -278,3 +278,27 @@ def test_published_and_drawn_mixture_lists_feed_separation(lrs3_run, tmp_path):
         np.testing.assert_allclose(item["mixture"], item["target"] + item["interferer"], atol=1e-6)
     m = parts["train"][0]
     assert (m.utt_a, m.utt_b, m.gain_db) == ("trainval/0akiEFwtkyA/50001", "short-pretrain/1B3fhN8kP0s/00003", 2.5)
+
+
+def test_separation_mixtures_with_a_noise_set(lrs3_run, tmp_path):
+    from avspeech.datasets import mixlists
+    from avspeech.io.media import write_wav
+    from avspeech.separation.mixtures import MixtureDataset
+
+    _, out, _, _ = lrs3_run
+    train = out / "433h_data" / "train.tsv"
+    drawn = [m for _, m, _ in mixlists.draw_mixtures(layout.read_manifest(train), 2, seed=1)]
+    rng = np.random.default_rng(0)
+    write_wav(tmp_path / "hum.wav", (0.2 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    (tmp_path / "set").mkdir()
+    for split in ("train", "test"):
+        (tmp_path / "set" / f"{split}.tsv").write_text(f"{tmp_path / 'hum.wav'}\n")
+    clean = MixtureDataset(train, drawn)
+    noisy = MixtureDataset(train, drawn, noise=tmp_path / "set", snr=(5.0, 5.0))
+    for i in (0, 1):
+        c, n = clean[i], noisy[i]
+        np.testing.assert_array_equal(n["target"], c["target"])  # the reference stays clean
+        np.testing.assert_allclose(n["mixture"], n["target"] + n["interferer"], atol=1e-6)
+        speech, added = c["mixture"].double(), (n["mixture"] - c["mixture"]).double()
+        assert abs(10 * np.log10(float((speech ** 2).mean() / (added ** 2).mean())) - 5.0) < 0.01
+    np.testing.assert_allclose(noisy[0]["mixture"], noisy[1]["mixture"], atol=1e-6)  # both targets: the same noise
