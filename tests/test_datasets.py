@@ -205,7 +205,7 @@ def test_the_merge_check_finds_unfinished_and_repeated_shards(lrs2_run, tmp_path
     script = capsys.readouterr().out
     assert "#SBATCH --array=0-3" in script and "#SBATCH --cpus-per-task=3" in script
     assert f'avspeech prepare lrs2 {tree.root} --out {out} --workers 3 --shard "${{SLURM_ARRAY_TASK_ID}}/4"' in script
-    assert f"--check-shards 4" in script and "--sbatch" not in script
+    assert "--check-shards 4" in script and "--sbatch" not in script
 
 
 def test_voxceleb2_from_the_command_line(tmp_path, sources, capsys):

@@ -99,19 +99,12 @@ def shard_job(args: argparse.Namespace, index: int, count: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import functools
 
+    from avspeech.cli.preprocess import batch_settings
     from avspeech.datasets.prepare import prepare_dataset
     from avspeech.datasets.shards import check_shards, run_submitit, sbatch_script
     from avspeech.errors import InputError
-    from avspeech.preprocess.config import PreprocessConfig
-    from avspeech.preprocess.discover import parse_shard
 
-    try:
-        shard = parse_shard(args.shard) if args.shard else None
-        config = config_from_args(PreprocessConfig, args)
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    if args.workers < 1:
-        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    shard, config = batch_settings(args)
     for name in ("sbatch", "submitit", "check_shards"):
         if getattr(args, name) is not None and (getattr(args, name) < 1 or shard is not None):
             raise InputError(f"--{name.replace('_', '-')} takes a number of shards >= 1 and no --shard")
