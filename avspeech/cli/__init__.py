@@ -21,6 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("avspeech.cli.demo", "run the main job end to end on the built-in synthetic default"),
     "synth": ("avspeech.cli.synth", "write a synthetic talking-face corpus with known ground truth"),
     "preprocess": ("avspeech.cli.preprocess", "face tracks, 96x96 mouth ROIs and 16 kHz audio (AV-HuBERT layout)"),
+    "prepare": ("avspeech.cli.prepare", "a real dataset's folder (LRS3, LRS2, VoxCeleb2) to preprocessed tracks and "
+                "AV-HuBERT-layout manifests"),
+    "mixtures": ("avspeech.cli.mixtures", "2-speaker mixture lists: published LRS2/LRS3/VoxCeleb2-2Mix lists in and "
+                 "out, seeded lists by the same recipe"),
+    "noise": ("avspeech.cli.noise", "noise sets for noisy training and evaluation: MUSAN noise/music/babble and a "
+              "dataset's own speech and babble (AV-HuBERT's lists)"),
     "cluster": ("avspeech.cli.cluster", "make k-means cluster targets for pretraining"),
     "pretrain": ("avspeech.cli.pretrain", "pretrain the encoder by joint masked cluster prediction"),
     "finetune": ("avspeech.cli.finetune", "fine-tune a head on the encoder (separation, recognition)"),
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
+    args._argv = list(argv)  # the command as given (e.g. for a job script that repeats it)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "_run", None):

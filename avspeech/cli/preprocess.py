@@ -25,9 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p.add_argument_group("preprocessing settings"), PreprocessConfig)
 
 
-def run(args: argparse.Namespace) -> int:
+def batch_settings(args: argparse.Namespace):
+    """(shard or None, PreprocessConfig) of a command with ``--shard``, ``--workers`` and the preprocessing
+    options; bad values raise InputError."""
     from avspeech.errors import InputError
-    from avspeech.preprocess.batch import preprocess
     from avspeech.preprocess.config import PreprocessConfig
     from avspeech.preprocess.discover import parse_shard
 
@@ -38,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(e)) from None
     if args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
+    return shard, config
+
+
+def run(args: argparse.Namespace) -> int:
+    from avspeech.preprocess.batch import preprocess
+
+    shard, config = batch_settings(args)
     report = preprocess(args.inputs, args.out, workers=args.workers, shard=shard, config=config)
     print(report.summary())
     return 1 if report.failures else 0

@@ -80,6 +80,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="score only the first N targets")
     p.add_argument("--no-perceptual", action="store_true", help="skip PESQ and STOI (faster)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixtures drawn (default: 0)")
+    p.add_argument("--noise", help="noise set folder (avspeech noise): its test list is added to every mixture")
+    p.add_argument("--snr", type=float, nargs=2, default=(0.0, 0.0), metavar=("LO", "HI"),
+                   help="SNR range of --noise, dB (speech over noise; LO = HI: fixed) (default: 0 0)")
     _drawing_arguments(p, "evaluate")
 
 
@@ -92,7 +95,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     manifest, mixtures = _data(args, out, "evaluate")
     model = load_separator(args.checkpoint or default_checkpoint())
-    s = evaluate_separation(model, manifest, mixtures, out, perceptual=not args.no_perceptual, limit=args.limit)
+    s = evaluate_separation(model, manifest, mixtures, out, perceptual=not args.no_perceptual, limit=args.limit,
+                            noise=args.noise, snr=tuple(args.snr))
     print((out / "summary.md").read_text(), end="")
     print(f"{s['targets']} targets: SI-SDRi {s['si_sdri']:.2f} dB, SDRi {s['sdri']:.2f} dB; per target: "
           f"{out / 'results.csv'}")

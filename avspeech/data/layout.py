@@ -18,7 +18,8 @@ folder. Track ids are ``<clip>/face<k>``. Files parallel to a manifest, one line
 - transcripts (``MANIFEST.wrd``, AV-HuBERT's fine-tuning labels): one line of text per utterance.
 
 Mixture lists (separation) are TSV files with the header ``id utt_a utt_b gain_db`` and one row per mixture
-(``utt_*`` are manifest ids, ``gain_db`` the level of A relative to B, three decimals).
+(``utt_*`` are manifest ids, ``gain_db`` the level of A relative to B, three decimals, or up to five for a
+published list's gains that have them).
 
 Every writer is atomic (:mod:`avspeech.io.atomic`); every reader raises :class:`~avspeech.errors.InputError`
 naming the file, and the line for a malformed row.
@@ -29,6 +30,7 @@ import csv
 import functools
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -193,7 +195,8 @@ def write_mixtures(path: str | Path, mixtures: Sequence[Mixture]) -> None:
     w = csv.writer(buf, delimiter="\t", lineterminator="\n")
     w.writerow(MIXTURE_COLUMNS)
     for m in mixtures:
-        w.writerow((m.id, m.utt_a, m.utt_b, f"{m.gain_db:.3f}"))
+        g = m.gain_db
+        w.writerow((m.id, m.utt_a, m.utt_b, f"{g:.3f}" if round(g, 3) == g else f"{g:.5f}".rstrip("0")))
     atomic_write_text(path, buf.getvalue())
 
 
@@ -220,8 +223,11 @@ def track_id(clip_id: str, index: int) -> str:
 
 
 def clip_of(utt_id: str) -> str:
-    """The source clip of a manifest id (``clip/face0`` -> ``clip``; ids without a slash are their own clip)."""
-    return utt_id.partition("/")[0]
+    """The source clip of a manifest id: a track id ``<clip>/face<k>`` gives ``<clip>`` (which may hold slashes:
+    ``trainval/spk/00001/face0`` -> ``trainval/spk/00001``); any other id (AV-HuBERT's ``trainval/spk/00001``)
+    is its own clip."""
+    head, sep, tail = utt_id.rpartition("/")
+    return head if sep and re.fullmatch(r"face\d+", tail) else utt_id
 
 
 def track_files(tid: str) -> dict[str, str]:

@@ -111,14 +111,16 @@ class PreprocessReport:
 
 
 def preprocess(inputs: Sequence[str | Path], out: str | Path, *, workers: int = 1,
-               shard: tuple[int, int] | None = None, config: PreprocessConfig | None = None) -> PreprocessReport:
+               shard: tuple[int, int] | None = None, config: PreprocessConfig | None = None,
+               clips: Sequence[ClipInput] | None = None) -> PreprocessReport:
     """Preprocess every clip named by ``inputs`` (files, folders, list files) into ``out``; never raises for a
-    bad file (it is listed in the report and in failures.tsv)."""
+    bad file (it is listed in the report and in failures.tsv). ``clips`` (files with their ids, e.g. a
+    dataset's own names) replaces the discovery of ``inputs``."""
     config = config or PreprocessConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    clips = discover(inputs, exclude=out)
+    clips = discover(inputs, exclude=out) if clips is None else sorted(clips, key=lambda c: c.path)
     suffix = ""
     if shard is not None:
         clips = take_shard(clips, *shard)

@@ -60,17 +60,21 @@ def estimate(model: AVSeparator, item: dict) -> np.ndarray:
 
 
 def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str | Path, out: str | Path,
-                        perceptual: bool = True, limit: int | None = None) -> dict[str, Any]:
-    """Score ``model`` on every target of ``mixtures``; returns the summary (means, the number of targets and of
+                        perceptual: bool = True, limit: int | None = None, noise: str | Path | None = None,
+                        snr: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
+    """Score ``model`` on every target of ``mixtures`` (with ``noise``: a noise set's test list added to each
+    mixture at ``snr`` dB, see :class:`MixtureDataset`); returns the summary (means, the number of targets and of
     PESQ/STOI failures)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = MixtureDataset(manifest, mixtures, features=encoder_setting(model, "audio_features"))
+    ds = MixtureDataset(manifest, mixtures, features=encoder_setting(model, "audio_features"), noise=noise, snr=snr)
     n = len(ds) if limit is None else min(limit, len(ds))
     csv_path = out / "results.csv"
     fields = ["id", "target", "interferer", "gain_db", *METRICS]
     scoring = {"model_sha256": weights_hash(model), "mixtures": str(Path(mixtures).resolve()),
                "manifest": str(Path(manifest).resolve()), "perceptual": perceptual}
+    if noise is not None:
+        scoring.update(noise=str(Path(noise).resolve()), snr=list(snr))
     scoring_path = out / "scoring.json"
     done: dict[str, dict] = {}
     if csv_path.is_file():

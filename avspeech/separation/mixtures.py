@@ -90,7 +90,11 @@ class MixtureDataset(Dataset):
 
     def __init__(self, manifest: str | Path, mixtures: str | Path | Sequence[Mixture], *, train: bool = False,
                  crop_frames: int | None = None, silent_prob: float = 0.0, seed: int = 0,
-                 features: str = "avspeech"):
+                 features: str = "avspeech", noise: str | Path | None = None,
+                 snr: tuple[float, float] = (0.0, 0.0)):
+        """``noise``: a noise set folder (``avspeech noise``; its ``train`` list when training, else ``test``),
+        added to each mixture at an SNR (speech over noise) drawn uniformly in ``snr`` dB; the noise counts as
+        interference, so ``mixture == target + interferer`` still holds and the target stays clean."""
         self.utts = {u.id: u for u in read_manifest(manifest)}
         self.mixtures = read_mixtures(mixtures) if isinstance(mixtures, (str, Path)) else list(mixtures)
         missing = sorted({m_id for m in self.mixtures for m_id in (m.utt_a, m.utt_b) if m_id not in self.utts})
@@ -101,6 +105,14 @@ class MixtureDataset(Dataset):
             if self.utts[u].audio is None or self.utts[u].video is None:
                 raise InputError(f"{u}: separation needs both the ROI video and the audio", manifest)
         self.train, self.crop, self.silent_prob, self.seed = train, crop_frames, silent_prob, seed
+        self.snr = tuple(snr)
+        if self.snr[0] > self.snr[1]:
+            raise InputError(f"the SNR range must be LO HI with LO <= HI, got {self.snr}")
+        self.noise = None
+        if noise is not None:
+            from avspeech.datasets.noise import NoiseSet
+
+            self.noise = NoiseSet(noise, "train" if train else "test")
         self.lip_transform = LipTransform(train=train)
         self.features = audio_features(features)  # the model's (EncoderConfig.audio_features)
         self.epoch = 0
@@ -143,6 +155,10 @@ class MixtureDataset(Dataset):
             interferer = interferer + target
             target = np.zeros_like(target)
             rois = np.repeat(rois[:1], t, axis=0)
+        if self.noise is not None:  # the same noise for both targets of a mixture
+            rng = np.random.default_rng([self.seed, self.epoch, i // 2, start])
+            speech = target + interferer
+            interferer = interferer + (self.noise.add(speech, self.snr, rng) - speech)
         mixture = target + interferer
         return {"id": f"{m.id}:{which}", "mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target),
                 "interferer": torch.from_numpy(interferer), "lips": self.lip_transform(rois, g),

@@ -77,6 +77,10 @@ class SeparationTrainConfig:
         "help": "training crop length in 25 Hz video frames (50: 2 s)"})
     silent_prob: float = dataclasses.field(default=0.1, metadata={
         "help": "fraction of targets that are faces that do not speak (their reference is silence)"})
+    noise: str | None = dataclasses.field(default=None, metadata={
+        "help": "noise set folder (avspeech noise, e.g. noise/all): its train list is added to every mixture"})
+    snr: tuple[float, float] = dataclasses.field(default=(0.0, 0.0), metadata={
+        "help": "SNR range of --noise, dB (speech over noise; LO = HI for a fixed SNR)"})
     clip: float = dataclasses.field(default=5.0, metadata={"help": "gradient-norm clip"})
     save_every: int = dataclasses.field(default=250, metadata={"help": "steps between checkpoints"})
     log_every: int = dataclasses.field(default=25, metadata={"help": "steps between log rows"})
@@ -171,7 +175,7 @@ class SeparationTask(Task):
         self.cfg = cfg
         self.dataset = MixtureDataset(cfg.manifest, cfg.mixtures, train=True, crop_frames=cfg.crop_frames,
                                       silent_prob=cfg.silent_prob if cfg.mode == "av" else 0.0, seed=cfg.seed,
-                                      features=features)
+                                      features=features, noise=cfg.noise, snr=cfg.snr)
         self.lip_cache: dict[str, torch.Tensor] | None = None
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
