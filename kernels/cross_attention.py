@@ -39,6 +39,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .flex import flex_available, flex_cross_modal, flex_one_way
 from .reference import (check_inputs, check_one_way_inputs, cross_modal_attention_one_way_reference,
                         cross_modal_attention_reference, window_bounds)
 
@@ -715,36 +716,87 @@ def _check_scalars(rate_a: float, rate_v: float, window: float | None, names: st
         raise ValueError(f"window must be None or >= 0 seconds; got {window}")
 
 
-def uses_triton(t: Tensor) -> bool:
-    """Whether :func:`cross_modal_attention` runs the Triton kernels for inputs like ``t``.
+BACKENDS = ("auto", "triton", "flex", "reference")
+BACKEND_ENV = "AVSPEECH_ATTENTION"  # sets the default backend (``backend=None``); read at every call
 
-    ``AVSPEECH_ATTENTION=reference`` in the environment forces the PyTorch reference (read at every call)."""
-    if os.environ.get("AVSPEECH_ATTENTION", "auto") == "reference":
-        return False
+
+class BackendUnavailableError(RuntimeError):
+    """The backend asked for cannot run on these inputs (device, dtype, or this machine's torch/Triton)."""
+
+
+def triton_runs(t: Tensor) -> bool:
+    """Whether the Triton kernels can run on inputs like ``t``: CUDA (not interpreted), or the CPU when
+    ``TRITON_INTERPRET=1`` was set before ``triton`` was imported; fp32, fp16 or bf16."""
     if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
     return (t.is_cuda and not INTERPRET) or (t.device.type == "cpu" and INTERPRET)
 
 
+def default_backend() -> str:
+    """The backend of ``backend=None``: ``$AVSPEECH_ATTENTION`` if set, else ``"auto"``."""
+    return os.environ.get(BACKEND_ENV, "auto") or "auto"
+
+
+def resolve_backend(backend: str | None, t: Tensor) -> str:
+    """``"triton"``, ``"flex"`` or ``"reference"``: what a call with ``backend`` runs for inputs like ``t``.
+
+    ``None`` takes :func:`default_backend`; ``"auto"`` is the Triton kernels where they run, else the reference.
+    Raises ``ValueError`` for an unknown name and :class:`BackendUnavailableError` for one that cannot run here.
+    """
+    name = default_backend() if backend is None else backend
+    if name not in BACKENDS:
+        src = f" (from ${BACKEND_ENV})" if backend is None else ""
+        raise ValueError(f"unknown attention backend {name!r}{src}; choose from {BACKENDS}")
+    if name == "auto":
+        return "triton" if triton_runs(t) else "reference"
+    if name == "triton" and not triton_runs(t):
+        why = ("the Triton kernels take float32, float16 or bfloat16" if t.dtype not in
+               (torch.float32, torch.float16, torch.bfloat16) else
+               "on the CPU they run only under TRITON_INTERPRET=1 set before triton is imported" if
+               t.device.type == "cpu" else "a CUDA device is needed (and no TRITON_INTERPRET)")
+        raise BackendUnavailableError(f"backend 'triton' cannot run on {t.device.type} {t.dtype} inputs: {why}")
+    if name == "flex" and not flex_available():
+        raise BackendUnavailableError(f"backend 'flex' needs torch.nn.attention.flex_attention (torch "
+                                      f"{torch.__version__} has none)")
+    return name
+
+
+def uses_triton(t: Tensor, backend: str | None = None) -> bool:
+    """Whether :func:`cross_modal_attention` with ``backend`` runs the Triton kernels for inputs like ``t``
+    (False also where the named backend cannot run at all)."""
+    try:
+        return resolve_backend(backend, t) == "triton"
+    except (ValueError, BackendUnavailableError):
+        return False
+
+
 def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor, v_v: Tensor,
                           len_a: Tensor, len_v: Tensor, *, rate_a: float = 25.0, rate_v: float = 25.0,
                           window: float | None = None, slopes: Tensor | None = None,
-                          scale: float | None = None) -> tuple[Tensor, Tensor]:
+                          scale: float | None = None, backend: str | None = None) -> tuple[Tensor, Tensor]:
     """Cross-modal attention in both directions (see :func:`cross_modal_attention_reference`).
 
-    CUDA tensors run the fused Triton kernels, so do CPU tensors when ``TRITON_INTERPRET=1`` was set before
-    ``triton`` was imported; anything else (CPU, float64) runs the PyTorch reference. Same arguments, same
-    results, differentiable in q, k, v of both streams and in ``slopes``.
+    ``backend``: ``"triton"`` the fused kernels (CUDA, or the CPU under ``TRITON_INTERPRET=1`` set before
+    ``triton`` is imported), ``"flex"`` PyTorch's FlexAttention (:mod:`.flex`; compiled on CUDA, forward only on
+    the CPU), ``"reference"`` the materialized PyTorch reference, ``"auto"`` the Triton kernels where they run
+    and the reference elsewhere (CPU, float64). ``None`` (default) takes ``$AVSPEECH_ATTENTION`` if set, else
+    ``"auto"``. A backend that cannot run on these inputs raises :class:`BackendUnavailableError`. Same
+    arguments, same results, differentiable in q, k, v of both streams and in ``slopes``.
 
     Returns ``out_a (B, H, La, Dh)`` and ``out_v (B, H, Lv, Dh)``.
     """
     check_inputs(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes)
     _check_scalars(rate_a, rate_v, window)
     kw = dict(rate_a=float(rate_a), rate_v=float(rate_v), window=None if window is None else float(window))
-    if not uses_triton(q_a):
+    name = resolve_backend(backend, q_a)
+    if name == "reference":
         return cross_modal_attention_reference(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes=slopes,
                                                scale=scale, **kw)
-    _check_triton(q_a.shape[-1], (q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes))
+    _check_one_device((q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes))
+    if name == "flex":
+        return flex_cross_modal(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, kw["rate_a"], kw["rate_v"],
+                                kw["window"], slopes, scale)
+    _check_head_dim(q_a.shape[-1])
     scale = 1.0 / math.sqrt(q_a.shape[-1]) if scale is None else float(scale)
     return CrossModalAttentionFunction.apply(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes,
                                              kw["rate_a"], kw["rate_v"], kw["window"], scale)
@@ -752,30 +804,39 @@ def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_
 
 def cross_modal_attention_one_way(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, *,
                                   rate_q: float = 25.0, rate_k: float = 25.0, window: float | None = None,
-                                  slopes: Tensor | None = None, scale: float | None = None) -> Tensor:
+                                  slopes: Tensor | None = None, scale: float | None = None,
+                                  backend: str | None = None) -> Tensor:
     """One direction of :func:`cross_modal_attention`: queries ``q (B, H, Lq, Dh)`` of one stream attend to keys
     ``k`` and values ``v (B, H, Lk, Dh)`` of the other; ``len_q, len_k (B,)``, ``rate_q, rate_k`` their lengths
     and rates. Returns ``out (B, H, Lq, Dh)``: ``cross_modal_attention(...)[0]`` is
     ``cross_modal_attention_one_way(q_a, k_v, v_v, len_a, len_v, rate_q=rate_a, rate_k=rate_v, ...)``.
 
     Only that direction is computed (forward and backward), on the same backends as
-    :func:`cross_modal_attention`; see :func:`.reference.cross_modal_attention_one_way_reference`.
+    :func:`cross_modal_attention` (``backend`` likewise); see
+    :func:`.reference.cross_modal_attention_one_way_reference`.
     """
     check_one_way_inputs(q, k, v, len_q, len_k, slopes)
     _check_scalars(rate_q, rate_k, window, "rate_q, rate_k")
     kw = dict(rate_q=float(rate_q), rate_k=float(rate_k), window=None if window is None else float(window))
-    if not uses_triton(q):
+    name = resolve_backend(backend, q)
+    if name == "reference":
         return cross_modal_attention_one_way_reference(q, k, v, len_q, len_k, slopes=slopes, scale=scale, **kw)
-    _check_triton(q.shape[-1], (q, k, v, len_q, len_k, slopes))
+    _check_one_device((q, k, v, len_q, len_k, slopes))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if name == "flex":
+        return flex_one_way(q, k, v, len_q, len_k, kw["rate_q"], kw["rate_k"], kw["window"], slopes, scale)
+    _check_head_dim(q.shape[-1])
     return OneWayAttentionFunction.apply(q, k, v, len_q, len_k, slopes, kw["rate_q"], kw["rate_k"], kw["window"],
                                          scale)
 
 
-def _check_triton(head_dim: int, tensors: tuple[Tensor | None, ...]) -> None:
-    """What the Triton path needs beyond :func:`.reference.check_inputs`: a head dim it supports, one device."""
+def _check_head_dim(head_dim: int) -> None:
+    """What the Triton path needs beyond :func:`.reference.check_inputs`: a head dim it supports."""
     if head_dim > 256:
         raise ValueError(f"the Triton kernel supports head dims up to 256; got {head_dim}")
+
+
+def _check_one_device(tensors: tuple[Tensor | None, ...]) -> None:
     devices = {t.device for t in tensors if t is not None}
     if len(devices) != 1:
         raise ValueError(f"all tensors must be on one device; got {sorted(map(str, devices))}")
