@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -94,16 +95,34 @@ def _key(launch: Launch) -> tuple:
             repr(sorted(launch.attrs.items())), tuple(sorted(launch.options.items())))
 
 
-def run(configs: list[Config], targets=TARGETS) -> list[dict]:
-    """Rows: one per (target, configuration, kernel launched); identical specializations are built once."""
-    builds: dict[tuple, BuildReport] = {}
+_UNIQUE: list[tuple[int, Launch]] = []  # the distinct builds of run(), read by forked workers
+
+
+def _build_unique(i: int) -> BuildReport:
+    cap, launch = _UNIQUE[i]
+    return build(launch, cap, needs_mma=launch.name not in ELEMENTWISE)
+
+
+def run(configs: list[Config], targets=TARGETS, jobs: int = 1) -> list[dict]:
+    """Rows: one per (target, configuration, kernel launched); identical specializations are built once, by
+    ``jobs`` forked processes."""
     todo = [(cap, cfg, launch) for cap in targets for cfg in configs for launch in launches_of(cfg, cap)]
-    rows = []
-    for cap, cfg, launch in tqdm(todo, desc="builds", unit="launch", disable=None):
+    index: dict[tuple, int] = {}
+    _UNIQUE.clear()
+    for cap, _, launch in todo:
         key = (cap, _key(launch))
-        if key not in builds:
-            builds[key] = build(launch, cap, needs_mma=launch.name not in ELEMENTWISE)
-        r = builds[key]
+        if key not in index:
+            index[key] = len(_UNIQUE)
+            _UNIQUE.append((cap, launch))
+    bar = dict(desc="builds", unit="build", total=len(_UNIQUE), disable=None)
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            reports = list(tqdm(pool.imap(_build_unique, range(len(_UNIQUE))), **bar))
+    else:
+        reports = [_build_unique(i) for i in tqdm(range(len(_UNIQUE)), **bar)]
+    rows = []
+    for cap, cfg, launch in todo:
+        r = reports[index[(cap, _key(launch))]]
         rows.append(dict(target=r.target, **asdict(cfg), kernel=r.kernel.removeprefix("_cross_attn_"),
                          regs=r.regs, spill_stores=r.spill_stores, spill_loads=r.spill_loads,
                          stack_bytes=r.stack_bytes, smem_bytes=r.smem_bytes, smem_limit=r.smem_limit,
@@ -145,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", action="store_true", help="a few configurations only (what the test runs)")
     ap.add_argument("--targets", type=int, nargs="+", choices=TARGETS, default=list(TARGETS))
     ap.add_argument("--tiles", nargs="+", choices=sorted(ca.TILE_VARIANTS), help="only these tile variants")
+    ap.add_argument("--jobs", type=int, default=1, help="build processes (default 1)")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     args = ap.parse_args(argv)
     configs = sample_configs() if args.sample else all_configs()
     if args.tiles:
         configs = [c for c in configs if c.tiles in args.tiles]
-    rows = run(configs, args.targets)
+    rows = run(configs, args.targets, args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(args.out / "cross_attention_static.csv", rows)
     atomic_write_text(args.out / "cross_attention_static.md", markdown(rows) + "\n")

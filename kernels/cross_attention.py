@@ -717,8 +717,8 @@ class CrossModalAttentionFunction(torch.autograd.Function):
         len_a, len_v = len_a.contiguous(), len_v.contiguous()
         slopes_f = None if slopes is None else slopes.detach().to(torch.float32).contiguous()
         out_a, out_v, lse_a, lse_v, win_a, win_v = _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v,
-                                                            slopes_f, rate_a, rate_v, window, scale,
-                                                            tiles=tiles)
+                                                            slopes_f, rate_a, rate_v, window, scale, True,
+                                                            tiles)
         ctx.save_for_backward(q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v,
                               slopes_f if slopes_f is not None else len_a)
         ctx.has_bias = slopes is not None
