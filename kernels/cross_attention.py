@@ -18,7 +18,12 @@ How the kernels work
 - Backward: a preprocess kernel (``delta = rowsum(dO * O)``), a dq kernel (per query block, also writes one
   partial sum of the slope gradient per program) and a dk/dv kernel (per key block, loops over the query
   blocks that see it, using the transposed window bounds). Each covers both directions in one launch; no
-  atomics, so gradients are deterministic.
+  atomics, so gradients are deterministic. ``deterministic=False`` drops the dq kernel: the dk/dv kernel also
+  adds each tile's ``dS k`` (and the slope gradient's per-query terms) to zeroed fp32 buffers with atomics, 5
+  matrix products per tile instead of 7, as FlashAttention-2/3 do.
+- Backends: :func:`cross_modal_attention` runs these kernels, :mod:`.flex` (FlexAttention) or :mod:`.reference`
+  by its ``backend`` argument; ``$AVSPEECH_ATTENTION`` only sets the default. :mod:`.launch_capture` builds the
+  kernels exactly as the launchers would launch them, for a GPU this machine does not have.
 
 One direction runs the same kernels with the query stream in the audio slots and the key stream in the lip slots,
 on a grid of the audio-query programs only (forward, delta, dq) and of the lip-key programs only (dk/dv); the
