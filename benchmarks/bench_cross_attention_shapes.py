@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cross_attention import bench_ms, device_slug, matmul_peak_tflops  # noqa: E402
+from bench_cross_attention import as_step, bench_ms, device_slug, matmul_peak_tflops  # noqa: E402
 
 from avspeech.io.atomic import atomic_write_csv, atomic_write_text  # noqa: E402
 from avspeech.kernels import cross_attention as ca  # noqa: E402
@@ -165,16 +165,7 @@ def build_step(provider: str, p: Problem, mode: str):
                         F.scaled_dot_product_attention(q_v, k_a, v_a))
     else:
         raise ValueError(f"unknown provider {provider!r}; choose from {PROVIDERS}")
-    if mode == "fwd":
-        def step():
-            with torch.no_grad():
-                return attend()
-        return step
-
-    def step():
-        out_a, out_v = attend()
-        torch.autograd.backward([out_a, out_v], p.grads)
-    return step
+    return as_step(attend, mode, p.grads)
 
 
 def flops(B, H, La, Lv, Dh, mode) -> float:

@@ -140,8 +140,8 @@ def test_module_backend_option_reaches_the_function(monkeypatch):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("name", list(CASES))
-def test_flex_matches_reference_cuda(name, dtype):
+@pytest.mark.parametrize("name", ["dense-bias-lips-absent", "stft-rates-window", "window-cuts-late-queries"])
+def test_flex_matches_reference_cuda(name, dtype):  # a few cases: each compiles FlexAttention anew
     xs, xs64, slopes, grads, la, lv, kw = _inputs(name, dtype, "cuda")
     cuda = [x.cuda() for x in xs]
     s = None if slopes is None else slopes.cuda()
