@@ -24,10 +24,11 @@ and ``tile_choice.csv`` to ``benchmarks/results/<device>/``.
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -177,12 +178,20 @@ def materialized_bytes(provider: str, B, H, La, Lv, itemsize) -> float:
     return 2 * 3 * B * H * La * Lv * itemsize if provider == "sdpa_mask" else 0.0
 
 
-def run(device, B, H, Dh, dtype, shapes, providers, modes, budget_s, out: Path, log=print) -> list[Row]:
+def read_rows(path: Path) -> list[Row]:
+    """Rows of an earlier run's CSV (``--append``)."""
+    types = {f.name: f.type for f in fields(Row)}
+    cast = {"int": int, "float": float, "str": str}
+    return [Row(**{k: cast[types[k]](v) for k, v in r.items()}) for r in csv.DictReader(open(path))]
+
+
+def run(device, B, H, Dh, dtype, shapes, providers, modes, budget_s, out: Path, log=print,
+        rows: list[Row] | None = None) -> list[Row]:
     name = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device)
     total_mem = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 8 * 2**30
     itemsize = torch.empty((), dtype=dtype).element_size()
     t_end = time.monotonic() + budget_s
-    rows: list[Row] = []
+    rows = list(rows or [])
     for shape, rate_a, rate_v, La, Lv, patterns in shapes:
         for pattern in patterns:
             for mode in modes:
@@ -284,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-long", action="store_true", help="only the package's lengths")
     ap.add_argument("--budget-s", type=float, default=math.inf, help="stop measuring after this many seconds")
     ap.add_argument("--out", type=Path, help="results folder (default benchmarks/results/<device>/)")
+    ap.add_argument("--append", action="store_true", help="add to the CSV of an earlier run (summary of both)")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available() and not args.dry_run
     device = torch.device("cuda" if cuda else "cpu")
@@ -295,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         B, H, Dh, dtype = 8, 12, 64, torch.bfloat16 if cuda else torch.float32
         shapes = [s + (PATTERNS,) for s in PACKAGE_SHAPES] + ([] if args.no_long else LONG_SHAPES)
     peak = matmul_peak_tflops(device, dtype) if cuda else math.nan
-    rows = run(device, B, H, Dh, dtype, shapes, args.providers, args.modes, args.budget_s, out)
+    csv_path = out / "cross_attention_shapes.csv"
+    earlier = read_rows(csv_path) if args.append and csv_path.is_file() else []
+    rows = run(device, B, H, Dh, dtype, shapes, args.providers, args.modes, args.budget_s, out, rows=earlier)
     text, choice = summarize(rows, peak)
     atomic_write_text(out / "cross_attention_shapes.md", f"# Cross-modal attention at the package's lengths "
                       f"({rows[0].device if rows else device}, B={B} H={H} Dh={Dh} {str(dtype)[6:]})\n\n{text}\n")

@@ -7,12 +7,14 @@
 #   benchmarks/gpu_session.sh --prepare        # here (CPU, media packages): the built-in corpus for `pretrain`,
 #                                              # written to .gpu_session/ (carry it to the GPU machine)
 #
-# Stages, each under its own time limit so the whole cannot overrun (limits in seconds, total 520):
+# Stages, each under its own time limit so the whole cannot overrun (limits in seconds: 515 in all, at most
+# 9 minutes with the 3 s kill grace of each):
 #   env 15         nvidia-smi, torch / triton versions, which optional packages are importable
-#   tests 130      the CUDA tests of the kernels (bf16 included; the interpreter's CPU cases skip on a GPU)
-#   attention 240  benchmarks/bench_cross_attention_shapes.py: every backend and variant at the package's lengths
-#                  and the long ones, ratios against SDPA (mask), SDPA flash and FlexAttention, the fastest
-#                  variant per shape (tile_choice.csv); stops measuring after 200 s and keeps what it has
+#   tests 125      the CUDA tests of the kernels (bf16 included; the interpreter's CPU cases skip on a GPU)
+#   attention 175  benchmarks/bench_cross_attention_shapes.py: every kernel variant and SDPA (mask; flash without)
+#                  at the package's lengths and the long ones; stops measuring after 150 s, keeps what it has
+#   attention_flex 65  the same for FlexAttention (compiled per shape), added to the same table: ratios against
+#                  SDPA, SDPA flash and FlexAttention, the fastest variant per shape (tile_choice.csv)
 #   train_step 55  benchmarks/bench_train_step.py: a `base` step, cross vs concat fusion, bf16 autocast
 #   pretrain 45    50 steps of `base` on the built-in corpus with the kernel (needs .gpu_session/ or media packages)
 #   separate 35    benchmarks/bench_separate.py on a 60 s two-face clip: real-time factor (needs media packages)
@@ -132,11 +134,20 @@ run_tests() {
   fi
 }
 
-run_attention() {
+ATT_MAIN="triton:shipped triton:large triton:narrow triton:shipped:atomic triton:large:atomic sdpa_mask sdpa_flash"
+run_attention() {  # ours and SDPA first; FlexAttention (compiled per shape) next, in its own stage and time
   if [ "$DRY" = 1 ]; then
-    "$PY" benchmarks/bench_cross_attention_shapes.py --dry-run --out "$RES"
+    "$PY" benchmarks/bench_cross_attention_shapes.py --dry-run --out "$RES" --providers $ATT_MAIN
   else
-    "$PY" benchmarks/bench_cross_attention_shapes.py --budget-s 200 --out "$RES"
+    "$PY" benchmarks/bench_cross_attention_shapes.py --budget-s 150 --out "$RES" --providers $ATT_MAIN
+  fi
+}
+
+run_attention_flex() {
+  if [ "$DRY" = 1 ]; then
+    "$PY" benchmarks/bench_cross_attention_shapes.py --dry-run --out "$RES" --providers flex --append
+  else
+    "$PY" benchmarks/bench_cross_attention_shapes.py --budget-s 55 --out "$RES" --providers flex --append
   fi
 }
 
@@ -176,11 +187,12 @@ run_separate() {
   fi
 }
 
-export DRY RES PY PREP REPO SLUG
-export -f need_media env_info run_tests run_attention run_train_step run_pretrain run_separate
+export DRY RES PY PREP REPO SLUG ATT_MAIN
+export -f need_media env_info run_tests run_attention run_attention_flex run_train_step run_pretrain run_separate
 stage env 15 env_info
-stage tests 130 run_tests
-stage attention 240 run_attention
+stage tests 125 run_tests
+stage attention 175 run_attention
+stage attention_flex 65 run_attention_flex
 stage train_step 55 run_train_step
 stage pretrain 45 run_pretrain
 stage separate 35 run_separate

@@ -21,11 +21,11 @@ def test_gpu_session_dry_run(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "device_out")}
     (tmp_path / "device_out").mkdir()
     r = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh"), "--dry-run", "--out", str(out),
-                        "--only", "env,tests,attention,train_step"], env=env, capture_output=True, text=True,
+                        "--only", "env,tests,attention,attention_flex,train_step"], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     stages = [line.split("\t") for line in (out / "logs" / "stages.tsv").read_text().splitlines()]
-    assert [s[:2] for s in stages] == [[n, "ok"] for n in ("env", "tests", "attention", "train_step")], stages
+    assert [s[:2] for s in stages] == [[n, "ok"] for n in ("env", "tests", "attention", "attention_flex", "train_step")], stages
     rows = list(csv.DictReader(open(out / "cross_attention_shapes.csv")))
     ran = {row["provider"] for row in rows if row["status"] == "ok"}
     assert ran >= {"triton:shipped", "triton:large", "triton:narrow", "triton:shipped:atomic", "triton:large:atomic",
