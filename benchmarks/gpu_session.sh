@@ -52,6 +52,14 @@ if ! "$PY" -c "import avspeech.kernels" >/dev/null 2>&1; then
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
+# Python packages missing on the GPU image (the media stages need av and soundfile, the full pipeline also decord
+# and mediapipe) can travel as wheels in .whl/ (ignored by git; name it in carry), downloaded here with e.g.
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==18.1.0 soundfile==0.14.0 cffi pycparser
+if [ "$DRY" = 0 ] && [ "$PREPARE" = 0 ] && ls "$REPO"/.whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/avspeech_wheels "$REPO"/.whl/*.whl \
+    && export PYTHONPATH="/tmp/avspeech_wheels${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 if [ "$PREPARE" = 1 ]; then
   "$PY" - "$PREP" <<'EOF'
@@ -60,8 +68,10 @@ from pathlib import Path
 from avspeech.synth.splits import prepare_default_data
 root = Path(sys.argv[1])
 manifest, labels = prepare_default_data(root / "data", clips=8, clusters=25)
+media_root = Path(manifest.read_text().splitlines()[0])  # the manifest's first line: its (absolute) root
 (root / "pretrain_data.json").write_text(json.dumps({"manifest": str(manifest.relative_to(root)),
-                                                     "labels": str(labels.relative_to(root))}))
+                                                     "labels": str(labels.relative_to(root)),
+                                                     "root": str(media_root.resolve().relative_to(root.resolve()))}))
 print(f"prepared {manifest} and {labels}; carry .gpu_session to the GPU machine")
 EOF
   exit $?
@@ -100,9 +110,12 @@ stage() {
   echo "   $status in $(( $(date +%s) - start ))s"
 }
 
-need_media() {  # exit 77 (skipped) unless the media packages the stage needs import
-  "$PY" -c "import decord, soundfile, av, mediapipe" >/dev/null 2>&1 || {
-    echo "needs decord, soundfile, av and mediapipe (not on this image; carry wheels, see the device README)"; exit 77; }
+need_media() {  # need_media MOD...: exit 77 (skipped) unless these packages import
+  local m
+  for m in "$@"; do
+    "$PY" -c "import $m" >/dev/null 2>&1 || {
+      echo "needs $* ($m is not importable here; carry wheels in .whl/, see the header)"; exit 77; }
+  done
 }
 
 env_info() {
@@ -162,10 +175,19 @@ run_train_step() {
 
 run_pretrain() {
   local data=()
-  if [ -f "$PREP/pretrain_data.json" ]; then
-    data=($("$PY" -c "import json, sys; d = json.load(open(sys.argv[1])); print('--manifest', sys.argv[2] + '/' + d['manifest'], '--labels', sys.argv[2] + '/' + d['labels'])" "$PREP/pretrain_data.json" "$PREP"))
+  if [ -f "$PREP/pretrain_data.json" ]; then  # the prepared corpus, its manifest re-rooted where it is now
+    need_media av soundfile
+    "$PY" - "$PREP" "$RES/pretrain_manifest.tsv" <<'EOF' || exit 1
+import json, sys
+from pathlib import Path
+prep, out = Path(sys.argv[1]), Path(sys.argv[2])
+d = json.loads((prep / "pretrain_data.json").read_text())
+lines = (prep / d["manifest"]).read_text().splitlines()
+out.write_text("\n".join([str(prep / d["root"])] + lines[1:]) + "\n")
+EOF
+    data=(--manifest "$RES/pretrain_manifest.tsv" --labels "$PREP/$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['labels'])" "$PREP/pretrain_data.json")")
   else
-    need_media
+    need_media decord soundfile av mediapipe
   fi
   if [ "$DRY" = 1 ]; then
     AVSPEECH_ATTENTION=reference "$PY" -m avspeech.cli pretrain --out "$RES/pretrain_run" --model tiny --steps 2 \
@@ -177,7 +199,7 @@ run_pretrain() {
 }
 
 run_separate() {
-  need_media
+  need_media decord soundfile av mediapipe
   if [ "$DRY" = 1 ]; then
     AVSPEECH_ATTENTION=reference "$PY" benchmarks/bench_separate.py --seconds 2 --audio-clips 1 --work "$RES/separate_work" \
       --out "$RES/separate"
