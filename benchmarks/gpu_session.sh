@@ -10,9 +10,11 @@
 # Stages, each under its own time limit so the whole cannot overrun (limits in seconds: 515 in all, at most
 # 9 minutes with the 3 s kill grace of each):
 #   env 15         nvidia-smi, torch / triton versions, which optional packages are importable
-#   tests 125      the CUDA tests of the kernels (bf16 included; the interpreter's CPU cases skip on a GPU)
-#   attention 175  benchmarks/bench_cross_attention_shapes.py: every kernel variant and SDPA (mask; flash without)
-#                  at the package's lengths and the long ones; stops measuring after 150 s, keeps what it has
+#   tests 110      the CUDA tests of the kernels (bf16 included; the interpreter's CPU cases skip on a GPU)
+#   warm 40        benchmarks/static_cross_attention.py --warm: the next stage's ~90 Triton kernels compiled in
+#                  parallel into Triton's cache (launches then load them instead of compiling one by one)
+#   attention 150  benchmarks/bench_cross_attention_shapes.py: every kernel variant and SDPA (mask; flash without)
+#                  at the package's lengths and the long ones; stops measuring after 125 s, keeps what it has
 #   attention_flex 65  the same for FlexAttention (compiled per shape), added to the same table: ratios against
 #                  SDPA, SDPA flash and FlexAttention, the fastest variant per shape (tile_choice.csv)
 #   train_step 55  benchmarks/bench_train_step.py: a `base` step, cross vs concat fusion, bf16 autocast
@@ -147,12 +149,20 @@ run_tests() {
   fi
 }
 
+run_warm() {  # the attention stage's kernels, compiled in parallel into Triton's cache (no GPU needed)
+  if [ "$DRY" = 1 ]; then
+    env -u TRITON_INTERPRET "$PY" benchmarks/static_cross_attention.py --warm --limit 1
+  else
+    "$PY" benchmarks/static_cross_attention.py --warm --jobs "$(nproc)"
+  fi
+}
+
 ATT_MAIN="triton:shipped triton:large triton:narrow triton:shipped:atomic triton:large:atomic sdpa_mask sdpa_flash"
 run_attention() {  # ours and SDPA first; FlexAttention (compiled per shape) next, in its own stage and time
   if [ "$DRY" = 1 ]; then
     "$PY" benchmarks/bench_cross_attention_shapes.py --dry-run --out "$RES" --providers $ATT_MAIN
   else
-    "$PY" benchmarks/bench_cross_attention_shapes.py --budget-s 150 --out "$RES" --providers $ATT_MAIN
+    "$PY" benchmarks/bench_cross_attention_shapes.py --budget-s 125 --out "$RES" --providers $ATT_MAIN
   fi
 }
 
@@ -210,10 +220,11 @@ run_separate() {
 }
 
 export DRY RES PY PREP REPO SLUG ATT_MAIN
-export -f need_media env_info run_tests run_attention run_attention_flex run_train_step run_pretrain run_separate
+export -f need_media env_info run_tests run_warm run_attention run_attention_flex run_train_step run_pretrain run_separate
 stage env 15 env_info
-stage tests 125 run_tests
-stage attention 175 run_attention
+stage tests 110 run_tests
+stage warm 40 run_warm
+stage attention 150 run_attention
 stage attention_flex 65 run_attention_flex
 stage train_step 55 run_train_step
 stage pretrain 45 run_pretrain

@@ -26,13 +26,15 @@ from pathlib import Path
 if os.environ.get("TRITON_INTERPRET"):
     sys.exit("static_cross_attention: run without TRITON_INTERPRET=1 (it needs Triton's compiler)")
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
 from einops import rearrange
 from tqdm import tqdm
 
 from avspeech.io.atomic import atomic_write_csv, atomic_write_text
 from avspeech.kernels import cross_attention as ca
-from avspeech.kernels.launch_capture import BuildReport, Launch, build, capture_launches
+from avspeech.kernels.launch_capture import BuildReport, Launch, build, capture_launches, compile_only
 
 RESULTS = Path(__file__).resolve().parent / "results" / "static"
 TARGETS = (90, 80)
@@ -50,6 +52,8 @@ class Config:
     bias: bool
     direction: str  # "both" or "one-way"
     deterministic: bool
+    La: int = L
+    Lv: int = L
 
     def label(self) -> str:
         return (f"{self.tiles} Dh{self.head_dim} {self.dtype} {'win' if self.window else 'dense'}"
@@ -73,19 +77,21 @@ def launches_of(cfg: Config, cap: int) -> list[Launch]:
     """What the forward and backward launchers launch for ``cfg`` on compute capability ``cap``."""
     dtype = getattr(torch, cfg.dtype)
     D = H * cfg.head_dim
-    qkv = torch.zeros(B, L, 3 * D, dtype=dtype)  # the module's layout: views of one projection
-    q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=H)
-    lens = torch.tensor([L, L - 123])
+    qkv_a = torch.zeros(B, cfg.La, 3 * D, dtype=dtype)  # the module's layout: views of one projection
+    qkv_v = torch.zeros(B, cfg.Lv, 3 * D, dtype=dtype)
+    q_a, k_a, v_a = rearrange(qkv_a, "b l (three h d) -> three b h l d", three=3, h=H)
+    q_v, k_v, v_v = rearrange(qkv_v, "b l (three h d) -> three b h l d", three=3, h=H)
+    len_a, len_v = torch.tensor([cfg.La, cfg.La // 2]), torch.tensor([cfg.Lv, cfg.Lv // 2])
     slopes = torch.ones(H) if cfg.bias else None
     window = 1.0 if cfg.window else None
     both = cfg.direction == "both"
     scale = cfg.head_dim ** -0.5
     with capture_launches(cap) as launches:
-        a = (q, k, v, q, k, v) if both else (q, None, None, None, k, v)
-        out_a, out_v, lse_a, lse_v, win_a, win_v = ca._forward(*a, lens, lens, slopes, 25.0, 25.0, window, scale,
+        a = (q_a, k_a, v_a, q_v, k_v, v_v) if both else (q_a, None, None, None, k_v, v_v)
+        out_a, out_v, lse_a, lse_v, win_a, win_v = ca._forward(*a, len_a, len_v, slopes, 25.0, 25.0, window, scale,
                                                                both, cfg.tiles)
         grads = (torch.zeros_like(out_a), torch.zeros_like(out_v) if both else None)
-        ca._backward(*grads, *a, out_a, out_v, lse_a, lse_v, lens, lens, slopes, 25.0, 25.0, window, scale,
+        ca._backward(*grads, *a, out_a, out_v, lse_a, lse_v, len_a, len_v, slopes, 25.0, 25.0, window, scale,
                      win_a, win_v, both, cfg.tiles, cfg.deterministic)
     return launches
 
@@ -93,6 +99,21 @@ def launches_of(cfg: Config, cap: int) -> list[Launch]:
 def _key(launch: Launch) -> tuple:
     return (launch.name, tuple(sorted(launch.signature.items())), repr(sorted(launch.constexprs.items())),
             repr(sorted(launch.attrs.items())), tuple(sorted(launch.options.items())))
+
+
+def warm_configs() -> list[Config]:
+    """What benchmarks/bench_cross_attention_shapes.py launches on a GPU (bf16, Dh 64, bias, both directions, its
+    (La, Lv) pairs, window on and off, every variant): ``--warm`` compiles these into Triton's cache beforehand."""
+    from bench_cross_attention_shapes import LONG_SHAPES, PACKAGE_SHAPES
+
+    pairs = sorted({(s[3], s[4]) for s in PACKAGE_SHAPES + LONG_SHAPES})
+    return [Config(t, 64, "bfloat16", w, True, "both", d, La, Lv) for t in sorted(ca.TILE_VARIANTS)
+            for d in (True, False) for w in (False, True) for La, Lv in pairs]
+
+
+def _compile_unique(i: int) -> None:
+    cap, launch = _UNIQUE[i]
+    compile_only(launch, cap)
 
 
 _UNIQUE: list[tuple[int, Launch]] = []  # the distinct builds of run(), read by forked workers
@@ -103,9 +124,8 @@ def _build_unique(i: int) -> BuildReport:
     return build(launch, cap, needs_mma=launch.name not in ELEMENTWISE)
 
 
-def run(configs: list[Config], targets=TARGETS, jobs: int = 1) -> list[dict]:
-    """Rows: one per (target, configuration, kernel launched); identical specializations are built once, by
-    ``jobs`` forked processes."""
+def _collect(configs: list[Config], targets) -> tuple[list, dict]:
+    """Every (target, config, launch), and each distinct specialization's index in ``_UNIQUE``."""
     todo = [(cap, cfg, launch) for cap in targets for cfg in configs for launch in launches_of(cfg, cap)]
     index: dict[tuple, int] = {}
     _UNIQUE.clear()
@@ -114,12 +134,31 @@ def run(configs: list[Config], targets=TARGETS, jobs: int = 1) -> list[dict]:
         if key not in index:
             index[key] = len(_UNIQUE)
             _UNIQUE.append((cap, launch))
+    return todo, index
+
+
+def _each_unique(fn, jobs: int) -> list:
     bar = dict(desc="builds", unit="build", total=len(_UNIQUE), disable=None)
     if jobs > 1:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            reports = list(tqdm(pool.imap(_build_unique, range(len(_UNIQUE))), **bar))
-    else:
-        reports = [_build_unique(i) for i in tqdm(range(len(_UNIQUE)), **bar)]
+            return list(tqdm(pool.imap(fn, range(len(_UNIQUE))), **bar))
+    return [fn(i) for i in tqdm(range(len(_UNIQUE)), **bar)]
+
+
+def warm(jobs: int, limit: int | None = None) -> int:
+    """Compile what the shapes benchmark will launch on sm_90 into Triton's cache (no reports): the GPU session
+    then launches from the cache instead of compiling ~90 kernels one after another. ``limit``: the first few."""
+    _collect(warm_configs(), (90,))
+    del _UNIQUE[limit:]
+    _each_unique(_compile_unique, jobs)
+    return len(_UNIQUE)
+
+
+def run(configs: list[Config], targets=TARGETS, jobs: int = 1) -> list[dict]:
+    """Rows: one per (target, configuration, kernel launched); identical specializations are built once, by
+    ``jobs`` forked processes."""
+    todo, index = _collect(configs, targets)
+    reports = _each_unique(_build_unique, jobs)
     rows = []
     for cap, cfg, launch in todo:
         r = reports[index[(cap, _key(launch))]]
@@ -165,8 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", type=int, nargs="+", choices=TARGETS, default=list(TARGETS))
     ap.add_argument("--tiles", nargs="+", choices=sorted(ca.TILE_VARIANTS), help="only these tile variants")
     ap.add_argument("--jobs", type=int, default=1, help="build processes (default 1)")
+    ap.add_argument("--warm", action="store_true", help="only compile what bench_cross_attention_shapes.py "
+                    "launches on sm_90 into Triton's cache (the GPU session's first step; no table)")
+    ap.add_argument("--limit", type=int, help="with --warm: only the first N kernels")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     args = ap.parse_args(argv)
+    if args.warm:
+        print(f"compiled {warm(args.jobs, args.limit)} kernels for sm_90a into Triton's cache")
+        return 0
     configs = sample_configs() if args.sample else all_configs()
     if args.tiles:
         configs = [c for c in configs if c.tiles in args.tiles]

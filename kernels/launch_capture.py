@@ -70,7 +70,7 @@ class Launch:
     signature: dict
     constexprs: dict
     attrs: dict
-    options: dict  # num_warps, num_stages, num_ctas
+    options: dict  # the launch's num_warps, num_stages, num_ctas, enable_fp_fusion, launch_cooperative_grid
 
     @property
     def name(self) -> str:
@@ -92,8 +92,8 @@ def capture_launches(cap: int):
     def hook(*, key, repr, fn, compile, is_manual_warmup, already_compiled):
         launches.append(Launch(fn.jit_function, dict(compile["signature"]), dict(compile["constants"]),
                                dict(compile["configs"][0]),
-                               dict(num_warps=compile["num_warps"], num_stages=compile["num_stages"],
-                                    num_ctas=compile["num_ctas"])))
+                               {k: compile[k] for k in ("num_warps", "num_stages", "num_ctas", "enable_fp_fusion",
+                                                        "launch_cooperative_grid")}))
         return True  # "handled": the JIT neither compiles nor launches
 
     previous_hook, previous_driver = knobs.runtime.jit_cache_hook, driver._active
@@ -139,13 +139,18 @@ class BuildReport:
 _MMA = re.compile(r"\b(wgmma\.mma_async(?:\.sp)?\.sync\.aligned\.m\d+n\d+k\d+|mma\.sync\.aligned\.m\d+n\d+k\d+)")
 
 
-def build(launch: Launch, cap: int, needs_mma: bool = True) -> BuildReport:
-    """Compile ``launch`` for compute capability ``cap`` with Triton's ptxas and report its resources;
-    ``needs_mma``: whether the kernel must use tensor-core MMA to pass (:attr:`BuildReport.ok`)."""
+def compile_only(launch: Launch, cap: int):
+    """``triton.compile`` of ``launch`` for compute capability ``cap`` (into Triton's cache, as the JIT would)."""
     from triton.compiler import ASTSource
 
     src = ASTSource(launch.kernel, launch.signature, launch.constexprs, launch.attrs)
-    compiled = triton.compile(src, target=GPUTarget("cuda", cap, 32), options=launch.options)
+    return triton.compile(src, target=GPUTarget("cuda", cap, 32), options=launch.options)
+
+
+def build(launch: Launch, cap: int, needs_mma: bool = True) -> BuildReport:
+    """Compile ``launch`` for compute capability ``cap`` with Triton's ptxas and report its resources;
+    ``needs_mma``: whether the kernel must use tensor-core MMA to pass (:attr:`BuildReport.ok`)."""
+    compiled = compile_only(launch, cap)
     with tempfile.TemporaryDirectory() as tmp:  # the resource report of the PTX Triton made (its cache skips it)
         ptx_file = Path(tmp) / "kernel.ptx"
         ptx_file.write_text(compiled.asm["ptx"])
