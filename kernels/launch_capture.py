@@ -122,7 +122,6 @@ class BuildReport:
     mma: list[str]
     num_warps: int
     num_stages: int
-
     needs_mma: bool  # the kernel multiplies matrices (False for elementwise ones)
 
     @property
