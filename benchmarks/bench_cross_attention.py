@@ -224,7 +224,12 @@ def build_step(provider: str, p: Problem, mode: str):
                     flex(q_v, k_a, v_a, score_mod=score_mod, block_mask=bm_v))
     else:
         raise ValueError(f"unknown provider {provider!r}; choose from {PROVIDERS}")
+    return as_step(attend, mode, p.grads)
 
+
+def as_step(attend, mode: str, grads: list[torch.Tensor]):
+    """The timed step of ``attend() -> (out_a, out_v)``: under no_grad for ``fwd``; for ``fwd+bwd`` also the
+    backward of both outputs with the upstream gradients ``grads``."""
     if mode == "fwd":
         def step():
             with torch.no_grad():
@@ -233,7 +238,7 @@ def build_step(provider: str, p: Problem, mode: str):
 
     def step():
         out_a, out_v = attend()
-        torch.autograd.backward([out_a, out_v], p.grads)
+        torch.autograd.backward([out_a, out_v], grads)
     return step
 
 

@@ -2,8 +2,9 @@
 
 The clip (640x480, 25 fps) loops one two-speaker synthetic clip's frames forwards and backwards up to
 ``--seconds`` so both faces stay tracked throughout, with speech from many synthetic mixtures as its audio.
-``avspeech separate`` runs in a child process under ``/usr/bin/time -v`` (peak resident memory) with the
-shipped checkpoint; its ``speakers.json`` gives the seconds per stage. Writes ``benchmarks/results/separate.{csv,png}``.
+``avspeech separate`` runs in a child process (its peak resident memory from the kernel's accounting of the
+child) with the shipped checkpoint; its ``speakers.json`` gives the seconds per stage. Writes
+``benchmarks/results/separate.{csv,png}`` (or ``--out``).
 
     python benchmarks/bench_separate.py --seconds 60 600
 """
@@ -13,8 +14,9 @@ import argparse
 import csv
 import json
 import os
-import re
+import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def long_clip(work: Path, seconds: float) -> Path:
+def long_clip(work: Path, seconds: float, n_audio: int = 12) -> Path:
     """A two-face clip of ``seconds``: one synthetic two-speaker clip's frames played forwards and backwards in
     turn (so both faces stay tracked for the whole clip, as in an interview), with the mixtures of many
     synthetic clips back to back as its audio (speech throughout; the lips do not match it, which does not
@@ -35,7 +37,6 @@ def long_clip(work: Path, seconds: float) -> Path:
     out = work / f"long_{int(seconds)}s.mp4"
     if out.is_file():
         return out
-    n_audio = 12
     synthesize_corpus(work / "synth", SynthConfig(speakers=2, seed=5), n_audio,
                       workers=min(os.cpu_count() or 1, 4), resume=True)
     want = int(round(seconds * 25))
@@ -50,7 +51,7 @@ def long_clip(work: Path, seconds: float) -> Path:
 
 
 def run_one(clip: Path, out: Path, checkpoint: str | None) -> dict:
-    cmd = ["/usr/bin/time", "-v", "avspeech", "separate", str(clip), "--out", str(out)]
+    cmd = [sys.executable, "-m", "avspeech.cli", "separate", str(clip), "--out", str(out)]
     if checkpoint:
         cmd += ["--checkpoint", checkpoint]
     env = dict(os.environ, AVSPEECH_ATTENTION=os.environ.get("AVSPEECH_ATTENTION", "reference"))
@@ -59,7 +60,7 @@ def run_one(clip: Path, out: Path, checkpoint: str | None) -> dict:
     wall = time.time() - t0
     if res.returncode:
         raise SystemExit(res.stderr[-3000:])
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", res.stderr).group(1))
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far: this one
     info = json.loads((out / "speakers.json").read_text())
     duration = info["frames"] / info["fps"]
     return {"clip_seconds": round(duration, 2), "faces_tracked": len(info["speakers"]), "cores": os.cpu_count(),
@@ -72,16 +73,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, nargs="+", default=[60.0], help="clip lengths to measure")
     ap.add_argument("--work", default="bench_separate_work")
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--audio-clips", type=int, default=12, help="synthetic mixtures looped as the audio")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     args = ap.parse_args()
     work = Path(args.work)
     rows = []
     for sec in args.seconds:
-        clip = long_clip(work, sec)
+        clip = long_clip(work, sec, args.audio_clips)
         rows.append(run_one(clip, work / f"separated_{int(sec)}s", args.checkpoint))
         print(json.dumps(rows[-1]))
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
-    with open(RESULTS / "separate.csv", "w", newline="") as f:
+    with open(args.out / "separate.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
@@ -104,7 +107,7 @@ def main() -> None:
     ax.set_title(f"avspeech separate, two-face 640x480 video, {os.cpu_count()} CPU cores", fontsize=9)
     ax.legend(ncol=len(stages), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5))
     fig.tight_layout()
-    fig.savefig(RESULTS / "separate.png", dpi=110)
+    fig.savefig(args.out / "separate.png", dpi=110)
 
 
 if __name__ == "__main__":

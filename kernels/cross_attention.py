@@ -18,7 +18,12 @@ How the kernels work
 - Backward: a preprocess kernel (``delta = rowsum(dO * O)``), a dq kernel (per query block, also writes one
   partial sum of the slope gradient per program) and a dk/dv kernel (per key block, loops over the query
   blocks that see it, using the transposed window bounds). Each covers both directions in one launch; no
-  atomics, so gradients are deterministic.
+  atomics, so gradients are deterministic. ``deterministic=False`` drops the dq kernel: the dk/dv kernel also
+  adds each tile's ``dS k`` (and the slope gradient's per-query terms) to zeroed fp32 buffers with atomics, 5
+  matrix products per tile instead of 7, as FlashAttention-2/3 do.
+- Backends: :func:`cross_modal_attention` runs these kernels, :mod:`.flex` (FlexAttention) or :mod:`.reference`
+  by its ``backend`` argument; ``$AVSPEECH_ATTENTION`` only sets the default. :mod:`.launch_capture` builds the
+  kernels exactly as the launchers would launch them, for a GPU this machine does not have.
 
 One direction runs the same kernels with the query stream in the audio slots and the key stream in the lip slots,
 on a grid of the audio-query programs only (forward, delta, dq) and of the lip-key programs only (dk/dv); the
@@ -39,6 +44,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .flex import flex_available, flex_cross_modal, flex_one_way
 from .reference import (check_inputs, check_one_way_inputs, cross_modal_attention_one_way_reference,
                         cross_modal_attention_reference, window_bounds)
 
@@ -367,14 +373,17 @@ def _cross_attn_bwd_dq_kernel(
 
 
 @triton.jit
-def _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_ol, Lse, Delta, start, end, offs_n, col_lo, col_hi,
-                    len_q, qk_scale, slope2, rate_q, rate_k, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr,
-                    HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
-                    DOT_PREC: tl.constexpr):
+def _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_ol, Lse, Delta, DQacc, Rows, rows_stride, start, end,
+                    offs_n, col_lo, col_hi, len_q, len_k, qk_scale, slope2, rate_q, rate_k, MASKED: tl.constexpr,
+                    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, ATOMIC_DQ: tl.constexpr,
+                    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr):
     """Accumulate dk, dv of one key block over the query blocks starting in ``[start, end)``.
 
     Works on transposed tiles (keys x queries); ``col_lo/col_hi`` are the first and last query that sees
-    each key. Rows of keys beyond their length are garbage here and zeroed by the caller.
+    each key. Rows of keys beyond their length are garbage here and zeroed by the caller, except with
+    ATOMIC_DQ: then their probabilities are zeroed, and each tile also adds its ``dS k`` to the fp32 dq
+    accumulator ``DQacc`` (rows of HEAD_DIM) and, with a bias, its per-query sums of P dP dist, P dist and P dP
+    to ``Rows`` (three planes ``rows_stride`` apart), the terms of the slope gradient (see _bwd_dq_block).
     """
     offs_d = tl.arange(0, BLOCK_D)
     for start_m in tl.range(start, end, BLOCK_M):
@@ -391,17 +400,30 @@ def _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_ol, Lse, Delta, start
         s_t, dist_t = _scores(k, q, offs_n, offs_m, col_lo, col_hi, len_q, qk_scale, slope2, rate_k, rate_q,
                               MASKED, HAS_WINDOW, HAS_BIAS, DOT_PREC)  # (BLOCK_N, BLOCK_M)
         p_t = tl.math.exp2(s_t - lse[None, :])
+        if ATOMIC_DQ:
+            p_t = tl.where((offs_n < len_k)[:, None], p_t, 0.0)
         dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PREC)
         dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
         ds_t = p_t * (dp_t - delta[None, :])
         dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PREC)
+        if ATOMIC_DQ:
+            q_ok = offs_m < len_q
+            dq = tl.dot(tl.trans(ds_t.to(k.dtype)), k, input_precision=DOT_PREC)  # (BLOCK_M, BLOCK_D)
+            tl.atomic_add(DQacc + offs_m[:, None] * HEAD_DIM + offs_d[None, :], dq,
+                          mask=q_ok[:, None] & (offs_d < HEAD_DIM)[None, :])
+            if HAS_BIAS:
+                p_dp = p_t * dp_t
+                tl.atomic_add(Rows + offs_m, tl.sum(p_dp * dist_t, 0), mask=q_ok)
+                tl.atomic_add(Rows + rows_stride + offs_m, tl.sum(p_t * dist_t, 0), mask=q_ok)
+                tl.atomic_add(Rows + 2 * rows_stride + offs_m, tl.sum(p_dp, 0), mask=q_ok)
     return dk, dv
 
 
 @triton.jit
-def _bwd_dkdv_block(dK, dV, stride_ol, K, V, stride_kl, Q, stride_ql, dO, stride_dol, Lse, Delta, WinT, pid_n,
-                    Lq, Lk, len_q, len_k, qk_scale, sm_scale, slope2, rate_q, rate_k,
-                    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr,
+def _bwd_dkdv_block(dK, dV, stride_ol, K, V, stride_kl, Q, stride_ql, dO, stride_dol, Lse, Delta, DQacc, Rows,
+                    rows_stride, WinT, pid_n, Lq, Lk, len_q, len_k, qk_scale, sm_scale, slope2, rate_q, rate_k,
+                    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, ATOMIC_DQ: tl.constexpr,
+                    HEAD_DIM: tl.constexpr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr):
     start_n = pid_n * BLOCK_N
     offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -420,15 +442,15 @@ def _bwd_dkdv_block(dK, dV, stride_ol, K, V, stride_kl, Q, stride_ql, dO, stride
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, a, a_end, offs_n, col_lo,
-                             col_hi, len_q, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS,
-                             HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
-    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, f0, f1, offs_n, col_lo,
-                             col_hi, len_q, qk_scale, slope2, rate_q, rate_k, False, HAS_WINDOW, HAS_BIAS,
-                             HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
-    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, f1, hi, offs_n, col_lo,
-                             col_hi, len_q, qk_scale, slope2, rate_q, rate_k, True, HAS_WINDOW, HAS_BIAS,
-                             HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
+    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, DQacc, Rows, rows_stride,
+                             a, a_end, offs_n, col_lo, col_hi, len_q, len_k, qk_scale, slope2, rate_q, rate_k,
+                             True, HAS_WINDOW, HAS_BIAS, ATOMIC_DQ, HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
+    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, DQacc, Rows, rows_stride,
+                             f0, f1, offs_n, col_lo, col_hi, len_q, len_k, qk_scale, slope2, rate_q, rate_k,
+                             False, HAS_WINDOW, HAS_BIAS, ATOMIC_DQ, HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
+    dk, dv = _bwd_dkdv_inner(dk, dv, k, v, Q, dO, stride_ql, stride_dol, Lse, Delta, DQacc, Rows, rows_stride,
+                             f1, hi, offs_n, col_lo, col_hi, len_q, len_k, qk_scale, slope2, rate_q, rate_k,
+                             True, HAS_WINDOW, HAS_BIAS, ATOMIC_DQ, HEAD_DIM, BLOCK_M, BLOCK_D, DOT_PREC)
     key_ok = (offs_n < len_k)[:, None]
     dk = tl.where(key_ok, dk * sm_scale, 0.0)
     dv = tl.where(key_ok, dv, 0.0)
@@ -439,13 +461,14 @@ def _bwd_dkdv_block(dK, dV, stride_ol, K, V, stride_kl, Q, stride_ql, dO, stride
 @triton.jit
 def _cross_attn_bwd_dkdv_kernel(
     dK_a, dV_a, dK_v, dV_v,  # outputs: (B, H, L, Dh) in the output layout
+    DQ_a, DQ_v, Rows_a, Rows_v,  # ATOMIC_DQ: fp32 dq sums (B, H, L, Dh) and slope terms (3, B, H, L), zeroed
     Q_a, K_a, V_a, Q_v, K_v, V_v, dO_a, dO_v, Lse_a, Lse_v, Delta_a, Delta_v,  # inputs
     Len_a, Len_v, Slopes, WinT_a, WinT_v,  # WinT_v: (2, Lv) first/last audio query per lip key; WinT_a likewise
     so_ab, so_ah, so_al, so_vb, so_vh, so_vl,
     s_ab, s_ah, s_al, s_vb, s_vh, s_vl,
     H, La, Lv, qk_scale, sm_scale, rate_a, rate_v, bias_scale,
-    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, ATOMIC_DQ: tl.constexpr, HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     pid = tl.program_id(0)
     pid_bh = tl.program_id(1).to(tl.int64)
@@ -456,49 +479,74 @@ def _cross_attn_bwd_dkdv_kernel(
     slope2 = 0.0
     if HAS_BIAS:
         slope2 = tl.load(Slopes + h) * bias_scale
+    n_bh = tl.num_programs(1)
     n_blocks_v = tl.cdiv(Lv, BLOCK_N)
     if pid < n_blocks_v:  # lip keys, seen by audio queries
         _bwd_dkdv_block(dK_v + b * so_vb + h * so_vh, dV_v + b * so_vb + h * so_vh, so_vl,
                         K_v + b * s_vb + h * s_vh, V_v + b * s_vb + h * s_vh, s_vl,
                         Q_a + b * s_ab + h * s_ah, s_al, dO_a + b * so_ab + h * so_ah, so_al,
-                        Lse_a + pid_bh * La, Delta_a + pid_bh * La, WinT_v, pid, La, Lv, len_a, len_v,
+                        Lse_a + pid_bh * La, Delta_a + pid_bh * La, DQ_a + pid_bh * La * HEAD_DIM,
+                        Rows_a + pid_bh * La, n_bh * La, WinT_v, pid, La, Lv, len_a, len_v,
                         qk_scale, sm_scale, slope2, rate_a, rate_v,
-                        HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+                        HAS_WINDOW, HAS_BIAS, ATOMIC_DQ, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
     else:  # audio keys, seen by lip queries
         _bwd_dkdv_block(dK_a + b * so_ab + h * so_ah, dV_a + b * so_ab + h * so_ah, so_al,
                         K_a + b * s_ab + h * s_ah, V_a + b * s_ab + h * s_ah, s_al,
                         Q_v + b * s_vb + h * s_vh, s_vl, dO_v + b * so_vb + h * so_vh, so_vl,
-                        Lse_v + pid_bh * Lv, Delta_v + pid_bh * Lv, WinT_a, pid - n_blocks_v, Lv, La, len_v,
+                        Lse_v + pid_bh * Lv, Delta_v + pid_bh * Lv, DQ_v + pid_bh * Lv * HEAD_DIM,
+                        Rows_v + pid_bh * Lv, n_bh * Lv, WinT_a, pid - n_blocks_v, Lv, La, len_v,
                         len_a, qk_scale, sm_scale, slope2, rate_v, rate_a,
-                        HAS_WINDOW, HAS_BIAS, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
+                        HAS_WINDOW, HAS_BIAS, ATOMIC_DQ, HEAD_DIM, BLOCK_M, BLOCK_N, BLOCK_D, DOT_PREC)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Launchers
 # ----------------------------------------------------------------------------------------------------------
 
-# Tile sizes, warps and pipeline stages per pass. The GPU table was chosen without a GPU, from what fused
-# attention kernels use on Hopper and from ptxas register reports of an sm_90 build of these kernels
-# (tests/test_cross_attention_compile.py): 4-warp tiles spilled registers, 8-warp tiles below do not for
-# 16-bit inputs with Dh <= 64 (the targeted case). Dh = 128 still spills ~100 bytes in dq and dk/dv, and fp32
-# (IEEE dots, a correctness path) spills in dk/dv; both are to be re-tuned on an H100/H200. The interpreter gets
-# 16 x 16 tiles, so small test shapes still cross several blocks.
+# Tile sizes, warps and pipeline stages per pass: ``pass -> (BLOCK_M, BLOCK_N, num_warps, num_stages)``, delta ->
+# (BLOCK_M, num_warps). BLOCK_M tiles queries, BLOCK_N keys (dk/dv: one program per key block). The named sets
+# below are the variants to time on the first GPU (benchmarks/gpu_session.sh). Built as launched
+# (benchmarks/static_cross_attention.py, table in benchmarks/results/static/): "shipped" is clean on sm_90a in
+# every configuration (0 spills, wgmma, shared memory within the limit); "large" and "narrow" spill in dk/dv at
+# Dh 128 and with atomic dq; on sm_80 dk/dv spills in every variant at Dh 64 (8-48 B shipped). None is tuned yet:
+# "shipped" is the table chosen without a GPU; "large" the larger spill-free tiles (more work per program, fewer
+# n32 wgmmas in the backward); "narrow" 64-row tiles, which waste less of each tile on narrow windows (a 1 s window
+# at 25 Hz is 51 keys). fp32 (IEEE dots, a correctness path) has one table whatever the name. The interpreter gets
+# 16 x 16 tiles unless a variant is named, so small test shapes still cross several blocks.
 _INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), delta=(16, 1))
+_FP32_CONFIG = {64: dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), delta=(64, 4)),
+                256: dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), delta=(64, 4))}
+TILE_VARIANTS: dict[str, dict[int, dict[str, tuple[int, ...]]]] = {  # name -> largest head dim -> passes
+    "shipped": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(32, 128, 8, 3), delta=(128, 4)),
+                256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), delta=(128, 4))},
+    "large": {64: dict(fwd=(128, 128, 8, 3), dq=(128, 64, 8, 3), dkdv=(64, 128, 8, 3), delta=(128, 4)),
+              256: dict(fwd=(128, 64, 8, 3), dq=(128, 64, 8, 2), dkdv=(64, 128, 8, 2), delta=(128, 4))},
+    "narrow": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 64, 4, 3), dkdv=(64, 64, 4, 3), delta=(64, 4)),
+               256: dict(fwd=(64, 64, 4, 2), dq=(64, 32, 4, 2), dkdv=(32, 64, 4, 2), delta=(64, 4))},
+}
+DEFAULT_TILES = "shipped"
 
 
-def _gpu_config(head_dim: int, dtype: torch.dtype) -> dict[str, tuple[int, ...]]:
-    """``pass -> (BLOCK_M, BLOCK_N, num_warps, num_stages)`` on CUDA; delta -> (BLOCK_M, num_warps)."""
+def _by_head_dim(table: dict[int, dict], head_dim: int) -> dict[str, tuple[int, ...]]:
+    return next(cfg for limit, cfg in sorted(table.items()) if head_dim <= limit)
+
+
+def _gpu_config(head_dim: int, dtype: torch.dtype, tiles: str | None = None) -> dict[str, tuple[int, ...]]:
+    """The tile table of variant ``tiles`` (default :data:`DEFAULT_TILES`) for this head dim and dtype."""
+    name = DEFAULT_TILES if tiles is None else tiles
+    if name not in TILE_VARIANTS:
+        raise ValueError(f"unknown tile variant {name!r}; choose from {sorted(TILE_VARIANTS)}")
     if dtype == torch.float32:
-        if head_dim <= 64:
-            return dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), delta=(64, 4))
-        return dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), delta=(64, 4))
-    if head_dim <= 64:
-        return dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(32, 128, 8, 3), delta=(128, 4))
-    return dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), delta=(128, 4))
+        return _by_head_dim(_FP32_CONFIG, head_dim)
+    return _by_head_dim(TILE_VARIANTS[name], head_dim)
 
 
-def _config(q: Tensor) -> dict[str, tuple[int, ...]]:
-    return _INTERPRET_CONFIG if q.device.type == "cpu" else _gpu_config(q.shape[-1], q.dtype)
+def _config(q: Tensor, tiles: str | None = None) -> dict[str, tuple[int, ...]]:
+    """The launch table for ``q``: the interpreter's small tiles unless a variant is named, else the GPU's (also
+    for CPU tensors when the real compiler runs, as in :mod:`.launch_capture`)."""
+    if INTERPRET and tiles is None:
+        return _INTERPRET_CONFIG
+    return _gpu_config(q.shape[-1], q.dtype, tiles)
 
 
 @functools.lru_cache(maxsize=64)
@@ -542,14 +590,15 @@ def _output_strides(B: int, H: int, L: int, Dh: int) -> tuple[int, int, int]:
     return L * H * Dh, Dh, H * Dh
 
 
-def _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes, rate_a, rate_v, window, scale, both=True):
+def _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes, rate_a, rate_v, window, scale, both=True,
+             tiles=None):
     """Launch the forward kernel: returns ``out_a, out_v, lse_a, lse_v, win_a, win_v``.
 
     ``both=False``: only audio queries over lip keys (``k_a, v_a, q_v`` may be None; ``out_v, lse_v`` are None).
     """
     B, H, La, Dh = q_a.shape
     Lv = k_v.shape[2]
-    cfg = _config(q_a)
+    cfg = _config(q_a, tiles)
     block_m, block_n, warps, stages = cfg["fwd"]
     out_a = _new_output(q_a)
     out_v = _new_output(k_v) if both else None
@@ -580,7 +629,7 @@ def _or(t: Tensor | None, placeholder: Tensor) -> Tensor:
 
 
 def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v, slopes,
-              rate_a, rate_v, window, scale, win_a, win_v, both=True):
+              rate_a, rate_v, window, scale, win_a, win_v, both=True, tiles=None, deterministic=True):
     """Launch the three backward kernels: returns ``dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes``.
 
     ``both=False``: only audio queries over lip keys (the lip->audio arguments may be None); returns None for
@@ -589,7 +638,7 @@ def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse
     B, H, La, Dh = q_a.shape
     Lv = k_v.shape[2]
     dev = q_a.device
-    cfg = _config(q_a)
+    cfg = _config(q_a, tiles)
     do_a = _as_output_layout(do_a)
     do_v = _as_output_layout(do_v) if both else None
     has_window, has_bias = window is not None, slopes is not None
@@ -609,18 +658,26 @@ def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse
         delta_a, delta_v, out_a, out_v, do_a, do_v, *strides[:6], H, La, Lv,
         BLOCK_M=block, num_warps=warps, **common)
 
-    block_m, block_n, warps, stages = cfg["dq"]
-    n_prog = triton.cdiv(La, block_m) + (triton.cdiv(Lv, block_m) if both else 0)
-    dq_a = _new_output(q_a)
-    dq_v = _new_output(q_v) if both else None
-    dslope_part = _empty((B, H, n_prog), torch.float32, dev) if has_bias else lse_a
-    _cross_attn_bwd_dq_kernel[(n_prog, B * H)](
-        dq_a, _or(dq_v, dq_a), dslope_part,
-        q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
-        len_a, len_v, slopes_arg, win_a, win_v, *strides,
-        H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale, -1.0 / (rate_a * rate_v),
-        HAS_WINDOW=has_window, HAS_BIAS=has_bias, BLOCK_M=block_m, BLOCK_N=block_n,
-        DOT_PREC=_dot_precision(q_a.dtype), num_warps=warps, num_stages=stages, **common)
+    if deterministic:  # dq per query block, as dk/dv per key block: 7 matrix products per tile in all
+        block_m, block_n, warps, stages = cfg["dq"]
+        n_prog = triton.cdiv(La, block_m) + (triton.cdiv(Lv, block_m) if both else 0)
+        dq_a = _new_output(q_a)
+        dq_v = _new_output(q_v) if both else None
+        dslope_part = _empty((B, H, n_prog), torch.float32, dev) if has_bias else lse_a
+        _cross_attn_bwd_dq_kernel[(n_prog, B * H)](
+            dq_a, _or(dq_v, dq_a), dslope_part,
+            q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
+            len_a, len_v, slopes_arg, win_a, win_v, *strides,
+            H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale, -1.0 / (rate_a * rate_v),
+            HAS_WINDOW=has_window, HAS_BIAS=has_bias, BLOCK_M=block_m, BLOCK_N=block_n,
+            DOT_PREC=_dot_precision(q_a.dtype), num_warps=warps, num_stages=stages, **common)
+        acc_a = acc_v = rows_a = rows_v = lse_a  # never read
+    else:  # the dk/dv pass also adds each tile's dq to fp32 sums with atomics: 5 matrix products per tile
+        acc_a = torch.zeros((B, H, La, Dh), dtype=torch.float32, device=dev)
+        acc_v = torch.zeros((B, H, Lv, Dh), dtype=torch.float32, device=dev) if both else acc_a
+        rows_a = torch.zeros((3, B, H, La), dtype=torch.float32, device=dev) if has_bias else lse_a
+        rows_v = (torch.zeros((3, B, H, Lv), dtype=torch.float32, device=dev) if has_bias and both
+                  else rows_a)
 
     block_m, block_n, warps, stages = cfg["dkdv"]
     dk_v, dv_v = _new_output(k_v), _new_output(k_v)
@@ -629,14 +686,22 @@ def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse
     wint_a, wint_v = win_a, win_v
     n_prog = triton.cdiv(Lv, block_n) + (triton.cdiv(La, block_n) if both else 0)
     _cross_attn_bwd_dkdv_kernel[(n_prog, B * H)](
-        _or(dk_a, dk_v), _or(dv_a, dv_v), dk_v, dv_v,
+        _or(dk_a, dk_v), _or(dv_a, dv_v), dk_v, dv_v, acc_a, acc_v, rows_a, rows_v,
         q_a, k_a, v_a, q_v, k_v, v_v, do_a, do_v, lse_a, lse_v, delta_a, delta_v,
         len_a, len_v, slopes_arg, wint_a, wint_v, *strides,
         H, La, Lv, scale * LOG2E, scale, float(rate_a), float(rate_v), bias_scale,
-        HAS_WINDOW=has_window, HAS_BIAS=has_bias, BLOCK_M=block_m, BLOCK_N=block_n,
+        HAS_WINDOW=has_window, HAS_BIAS=has_bias, ATOMIC_DQ=not deterministic, BLOCK_M=block_m, BLOCK_N=block_n,
         DOT_PREC=_dot_precision(q_a.dtype), num_warps=warps, num_stages=stages, **common)
 
-    dslopes = dslope_part.sum(dim=(0, 2)).to(slopes.dtype) if has_bias else None  # (H,)
+    if deterministic:
+        dslopes = dslope_part.sum(dim=(0, 2)).to(slopes.dtype) if has_bias else None  # (H,)
+        return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes
+    dq_a = _new_output(q_a).copy_(acc_a.mul_(scale))
+    dq_v = _new_output(q_v).copy_(acc_v.mul_(scale)) if both else None
+    dslopes = None
+    if has_bias:  # sum over queries of (sum P dP dist - sum P dP * sum P dist), as in _bwd_dq_block
+        dslopes = sum((r[0] - r[2] * r[1]).sum(dim=(0, 2)) for r in ((rows_a, rows_v) if both else (rows_a,)))
+        dslopes = (dslopes * (-1.0 / (rate_a * rate_v))).to(slopes.dtype)  # (H,)
     return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes
 
 
@@ -651,18 +716,21 @@ class CrossModalAttentionFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor, v_v: Tensor,
                 len_a: Tensor, len_v: Tensor, slopes: Tensor | None, rate_a: float, rate_v: float,
-                window: float | None, scale: float) -> tuple[Tensor, Tensor]:
+                window: float | None, scale: float, tiles: str | None = None,
+                deterministic: bool = True) -> tuple[Tensor, Tensor]:
         q_a, k_a, v_a = _stream_layout(q_a, k_a, v_a)
         q_v, k_v, v_v = _stream_layout(q_v, k_v, v_v)
         len_a, len_v = len_a.contiguous(), len_v.contiguous()
         slopes_f = None if slopes is None else slopes.detach().to(torch.float32).contiguous()
         out_a, out_v, lse_a, lse_v, win_a, win_v = _forward(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v,
-                                                            slopes_f, rate_a, rate_v, window, scale)
+                                                            slopes_f, rate_a, rate_v, window, scale, True,
+                                                            tiles)
         ctx.save_for_backward(q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v,
                               slopes_f if slopes_f is not None else len_a)
         ctx.has_bias = slopes is not None
         ctx.slopes_dtype = None if slopes is None else slopes.dtype
         ctx.args = (rate_a, rate_v, window, scale, win_a, win_v)
+        ctx.variant = dict(tiles=tiles, deterministic=deterministic)
         return out_a, out_v
 
     @staticmethod
@@ -671,10 +739,10 @@ class CrossModalAttentionFunction(torch.autograd.Function):
         rate_a, rate_v, window, scale, win_a, win_v = ctx.args
         dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, dslopes = _backward(
             do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse_v, len_a, len_v,
-            slopes if ctx.has_bias else None, rate_a, rate_v, window, scale, win_a, win_v)
+            slopes if ctx.has_bias else None, rate_a, rate_v, window, scale, win_a, win_v, **ctx.variant)
         if dslopes is not None:
             dslopes = dslopes.to(ctx.slopes_dtype)
-        return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, None, None, dslopes, None, None, None, None
+        return dq_a, dk_a, dv_a, dq_v, dk_v, dv_v, None, None, dslopes, None, None, None, None, None, None
 
 
 class OneWayAttentionFunction(torch.autograd.Function):
@@ -683,17 +751,19 @@ class OneWayAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, slopes: Tensor | None,
-                rate_q: float, rate_k: float, window: float | None, scale: float) -> Tensor:
+                rate_q: float, rate_k: float, window: float | None, scale: float, tiles: str | None = None,
+                deterministic: bool = True) -> Tensor:
         q = q if q.stride(-1) == 1 else q.contiguous()
         k, v, _ = _stream_layout(k, v, v)
         len_q, len_k = len_q.contiguous(), len_k.contiguous()
         slopes_f = None if slopes is None else slopes.detach().to(torch.float32).contiguous()
         out, _, lse, _, win_q, win_k = _forward(q, None, None, None, k, v, len_q, len_k, slopes_f, rate_q, rate_k,
-                                                window, scale, False)
+                                                window, scale, False, tiles)
         ctx.save_for_backward(q, k, v, out, lse, len_q, len_k, slopes_f if slopes_f is not None else len_q)
         ctx.has_bias = slopes is not None
         ctx.slopes_dtype = None if slopes is None else slopes.dtype
         ctx.args = (rate_q, rate_k, window, scale, win_q, win_k)
+        ctx.variant = dict(tiles=tiles, deterministic=deterministic)
         return out
 
     @staticmethod
@@ -702,10 +772,10 @@ class OneWayAttentionFunction(torch.autograd.Function):
         rate_q, rate_k, window, scale, win_q, win_k = ctx.args
         dq, _, _, _, dk, dv, dslopes = _backward(
             do, None, q, None, None, None, k, v, out, None, lse, None, len_q, len_k,
-            slopes if ctx.has_bias else None, rate_q, rate_k, window, scale, win_q, win_k, False)
+            slopes if ctx.has_bias else None, rate_q, rate_k, window, scale, win_q, win_k, False, **ctx.variant)
         if dslopes is not None:
             dslopes = dslopes.to(ctx.slopes_dtype)
-        return dq, dk, dv, None, None, dslopes, None, None, None, None
+        return dq, dk, dv, None, None, dslopes, None, None, None, None, None, None
 
 
 def _check_scalars(rate_a: float, rate_v: float, window: float | None, names: str = "rate_a, rate_v") -> None:
@@ -715,67 +785,135 @@ def _check_scalars(rate_a: float, rate_v: float, window: float | None, names: st
         raise ValueError(f"window must be None or >= 0 seconds; got {window}")
 
 
-def uses_triton(t: Tensor) -> bool:
-    """Whether :func:`cross_modal_attention` runs the Triton kernels for inputs like ``t``.
+BACKENDS = ("auto", "triton", "flex", "reference")
+BACKEND_ENV = "AVSPEECH_ATTENTION"  # sets the default backend (``backend=None``); read at every call
 
-    ``AVSPEECH_ATTENTION=reference`` in the environment forces the PyTorch reference (read at every call)."""
-    if os.environ.get("AVSPEECH_ATTENTION", "auto") == "reference":
-        return False
+
+class BackendUnavailableError(RuntimeError):
+    """The backend asked for cannot run on these inputs (device, dtype, or this machine's torch/Triton)."""
+
+
+def triton_runs(t: Tensor) -> bool:
+    """Whether the Triton kernels can run on inputs like ``t``: CUDA (not interpreted), or the CPU when
+    ``TRITON_INTERPRET=1`` was set before ``triton`` was imported; fp32, fp16 or bf16."""
     if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
     return (t.is_cuda and not INTERPRET) or (t.device.type == "cpu" and INTERPRET)
 
 
+def default_backend() -> str:
+    """The backend of ``backend=None``: ``$AVSPEECH_ATTENTION`` if set, else ``"auto"``."""
+    return os.environ.get(BACKEND_ENV, "auto") or "auto"
+
+
+def resolve_backend(backend: str | None, t: Tensor) -> str:
+    """``"triton"``, ``"flex"`` or ``"reference"``: what a call with ``backend`` runs for inputs like ``t``.
+
+    ``None`` takes :func:`default_backend`; ``"auto"`` is the Triton kernels where they run, else the reference.
+    Raises ``ValueError`` for an unknown name and :class:`BackendUnavailableError` for one that cannot run here.
+    """
+    name = default_backend() if backend is None else backend
+    if name not in BACKENDS:
+        src = f" (from ${BACKEND_ENV})" if backend is None else ""
+        raise ValueError(f"unknown attention backend {name!r}{src}; choose from {BACKENDS}")
+    if name == "auto":
+        return "triton" if triton_runs(t) else "reference"
+    if name == "triton" and not triton_runs(t):
+        why = ("the Triton kernels take float32, float16 or bfloat16" if t.dtype not in
+               (torch.float32, torch.float16, torch.bfloat16) else
+               "on the CPU they run only under TRITON_INTERPRET=1 set before triton is imported" if
+               t.device.type == "cpu" else "a CUDA device is needed (and no TRITON_INTERPRET)")
+        raise BackendUnavailableError(f"backend 'triton' cannot run on {t.device.type} {t.dtype} inputs: {why}")
+    if name == "flex" and not flex_available():
+        raise BackendUnavailableError(f"backend 'flex' needs torch.nn.attention.flex_attention (torch "
+                                      f"{torch.__version__} has none)")
+    return name
+
+
+def uses_triton(t: Tensor, backend: str | None = None) -> bool:
+    """Whether :func:`cross_modal_attention` with ``backend`` runs the Triton kernels for inputs like ``t``
+    (False also where the named backend cannot run at all)."""
+    try:
+        return resolve_backend(backend, t) == "triton"
+    except (ValueError, BackendUnavailableError):
+        return False
+
+
 def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_v: Tensor, v_v: Tensor,
                           len_a: Tensor, len_v: Tensor, *, rate_a: float = 25.0, rate_v: float = 25.0,
                           window: float | None = None, slopes: Tensor | None = None,
-                          scale: float | None = None) -> tuple[Tensor, Tensor]:
+                          scale: float | None = None, backend: str | None = None, tiles: str | None = None,
+                          deterministic: bool = True) -> tuple[Tensor, Tensor]:
     """Cross-modal attention in both directions (see :func:`cross_modal_attention_reference`).
 
-    CUDA tensors run the fused Triton kernels, so do CPU tensors when ``TRITON_INTERPRET=1`` was set before
-    ``triton`` was imported; anything else (CPU, float64) runs the PyTorch reference. Same arguments, same
-    results, differentiable in q, k, v of both streams and in ``slopes``.
+    ``backend``: ``"triton"`` the fused kernels (CUDA, or the CPU under ``TRITON_INTERPRET=1`` set before
+    ``triton`` is imported), ``"flex"`` PyTorch's FlexAttention (:mod:`.flex`; compiled on CUDA, forward only on
+    the CPU), ``"reference"`` the materialized PyTorch reference, ``"auto"`` the Triton kernels where they run
+    and the reference elsewhere (CPU, float64). ``None`` (default) takes ``$AVSPEECH_ATTENTION`` if set, else
+    ``"auto"``. A backend that cannot run on these inputs raises :class:`BackendUnavailableError`. Same
+    arguments, same results, differentiable in q, k, v of both streams and in ``slopes``.
+
+    Triton only: ``tiles`` names a tile table of :data:`TILE_VARIANTS` (default :data:`DEFAULT_TILES`);
+    ``deterministic=False`` runs the backward with atomic fp32 dq accumulation (5 matrix products per tile instead
+    of 7, gradients exact up to the order of fp32 additions), ``True`` (default) the atomic-free dq pass.
 
     Returns ``out_a (B, H, La, Dh)`` and ``out_v (B, H, Lv, Dh)``.
     """
     check_inputs(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes)
     _check_scalars(rate_a, rate_v, window)
     kw = dict(rate_a=float(rate_a), rate_v=float(rate_v), window=None if window is None else float(window))
-    if not uses_triton(q_a):
+    name = resolve_backend(backend, q_a)
+    if name == "reference":
         return cross_modal_attention_reference(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes=slopes,
                                                scale=scale, **kw)
-    _check_triton(q_a.shape[-1], (q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes))
+    _check_one_device((q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes))
+    if name == "flex":
+        return flex_cross_modal(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, kw["rate_a"], kw["rate_v"],
+                                kw["window"], slopes, scale)
+    _check_head_dim(q_a.shape[-1])
+    _gpu_config(q_a.shape[-1], q_a.dtype, tiles)  # an unknown variant fails here, not in the backward
     scale = 1.0 / math.sqrt(q_a.shape[-1]) if scale is None else float(scale)
     return CrossModalAttentionFunction.apply(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, slopes,
-                                             kw["rate_a"], kw["rate_v"], kw["window"], scale)
+                                             kw["rate_a"], kw["rate_v"], kw["window"], scale, tiles, deterministic)
 
 
 def cross_modal_attention_one_way(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, *,
                                   rate_q: float = 25.0, rate_k: float = 25.0, window: float | None = None,
-                                  slopes: Tensor | None = None, scale: float | None = None) -> Tensor:
+                                  slopes: Tensor | None = None, scale: float | None = None,
+                                  backend: str | None = None, tiles: str | None = None,
+                                  deterministic: bool = True) -> Tensor:
     """One direction of :func:`cross_modal_attention`: queries ``q (B, H, Lq, Dh)`` of one stream attend to keys
     ``k`` and values ``v (B, H, Lk, Dh)`` of the other; ``len_q, len_k (B,)``, ``rate_q, rate_k`` their lengths
     and rates. Returns ``out (B, H, Lq, Dh)``: ``cross_modal_attention(...)[0]`` is
     ``cross_modal_attention_one_way(q_a, k_v, v_v, len_a, len_v, rate_q=rate_a, rate_k=rate_v, ...)``.
 
     Only that direction is computed (forward and backward), on the same backends as
-    :func:`cross_modal_attention`; see :func:`.reference.cross_modal_attention_one_way_reference`.
+    :func:`cross_modal_attention` (``backend``, ``tiles``, ``deterministic`` likewise); see
+    :func:`.reference.cross_modal_attention_one_way_reference`.
     """
     check_one_way_inputs(q, k, v, len_q, len_k, slopes)
     _check_scalars(rate_q, rate_k, window, "rate_q, rate_k")
     kw = dict(rate_q=float(rate_q), rate_k=float(rate_k), window=None if window is None else float(window))
-    if not uses_triton(q):
+    name = resolve_backend(backend, q)
+    if name == "reference":
         return cross_modal_attention_one_way_reference(q, k, v, len_q, len_k, slopes=slopes, scale=scale, **kw)
-    _check_triton(q.shape[-1], (q, k, v, len_q, len_k, slopes))
+    _check_one_device((q, k, v, len_q, len_k, slopes))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if name == "flex":
+        return flex_one_way(q, k, v, len_q, len_k, kw["rate_q"], kw["rate_k"], kw["window"], slopes, scale)
+    _check_head_dim(q.shape[-1])
+    _gpu_config(q.shape[-1], q.dtype, tiles)
     return OneWayAttentionFunction.apply(q, k, v, len_q, len_k, slopes, kw["rate_q"], kw["rate_k"], kw["window"],
-                                         scale)
+                                         scale, tiles, deterministic)
 
 
-def _check_triton(head_dim: int, tensors: tuple[Tensor | None, ...]) -> None:
-    """What the Triton path needs beyond :func:`.reference.check_inputs`: a head dim it supports, one device."""
+def _check_head_dim(head_dim: int) -> None:
+    """What the Triton path needs beyond :func:`.reference.check_inputs`: a head dim it supports."""
     if head_dim > 256:
         raise ValueError(f"the Triton kernel supports head dims up to 256; got {head_dim}")
+
+
+def _check_one_device(tensors: tuple[Tensor | None, ...]) -> None:
     devices = {t.device for t in tensors if t is not None}
     if len(devices) != 1:
         raise ValueError(f"all tensors must be on one device; got {sorted(map(str, devices))}")

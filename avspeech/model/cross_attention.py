@@ -4,8 +4,9 @@
 Axes: B batch, La audio tokens, Lv lip tokens, D model dim, H heads, Dh = D / H.
 
 The attention itself is :func:`avspeech.kernels.cross_modal_attention` (one direction:
-``cross_modal_attention_one_way``; the fused Triton kernel on CUDA, its PyTorch reference on CPU or with
-``AVSPEECH_ATTENTION=reference``); this module owns the projections, the head split and merge, the learnable
+``cross_modal_attention_one_way``) on the module's ``backend``: ``None`` follows ``$AVSPEECH_ATTENTION``, else
+``"auto"`` (the fused Triton kernel on CUDA, its PyTorch reference on CPU); ``"triton"``, ``"flex"`` and
+``"reference"`` force one. This module owns the projections, the head split and merge, the learnable
 per-head distance slopes and the output projections.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from avspeech.kernels import cross_modal_attention, cross_modal_attention_one_way
+from avspeech.kernels.cross_attention import BACKENDS
 
 
 def default_slopes(heads: int, rate: float) -> Tensor:
@@ -34,6 +36,9 @@ class CrossModalAttention(nn.Module):
         learn_slopes: learn a per-head distance bias ``-s_h |t_q - t_k|`` (ALiBi-like start); False: no bias.
         dropout: dropout on the attended values before the output projections (the fused kernel has no
             attention-probability dropout).
+        backend: the attention backend (:func:`avspeech.kernels.cross_modal_attention`'s ``backend``); None
+            (default) follows ``$AVSPEECH_ATTENTION``, else ``"auto"``. Not part of the weights: set it per run
+            (``module.backend = "flex"``).
 
     ``forward(x_a (B, La, D), x_v (B, Lv, D), len_a (B,), len_v (B,)) -> (y_a (B, La, D), y_v (B, Lv, D))``:
     ``y_a`` is what the audio tokens read from the lips, ``y_v`` what the lip tokens read from the audio.
@@ -45,12 +50,16 @@ class CrossModalAttention(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, *, rate_a: float = 25.0, rate_v: float = 25.0,
-                 window: float | None = None, learn_slopes: bool = True, dropout: float = 0.0):
+                 window: float | None = None, learn_slopes: bool = True, dropout: float = 0.0,
+                 backend: str | None = None):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim must be divisible by heads; got dim={dim}, heads={heads}")
         self.dim, self.heads = dim, heads
         self.rate_a, self.rate_v, self.window = float(rate_a), float(rate_v), window
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"unknown attention backend {backend!r}; choose from {BACKENDS}")
+        self.backend = backend
         self.qkv_a = nn.Linear(dim, 3 * dim)
         self.qkv_v = nn.Linear(dim, 3 * dim)
         self.out_a = nn.Linear(dim, dim)
@@ -74,7 +83,8 @@ class CrossModalAttention(nn.Module):
         q_a, k_a, v_a = self._heads(x_a, self.qkv_a)  # (B, H, La, Dh)
         q_v, k_v, v_v = self._heads(x_v, self.qkv_v)  # (B, H, Lv, Dh)
         o_a, o_v = cross_modal_attention(q_a, k_a, v_a, q_v, k_v, v_v, len_a, len_v, rate_a=self.rate_a,
-                                         rate_v=self.rate_v, window=self.window, slopes=self.slopes)
+                                         rate_v=self.rate_v, window=self.window, slopes=self.slopes,
+                                         backend=self.backend)
         o_a = rearrange(o_a, "b h l d -> b l (h d)")  # (B, La, D)
         o_v = rearrange(o_v, "b h l d -> b l (h d)")  # (B, Lv, D)
         y_a = self.out_a(self.dropout(o_a))
@@ -92,7 +102,7 @@ class CrossModalAttention(nn.Module):
         q_a = rearrange(q_a, "b l (h d) -> b h l d", h=self.heads)  # (B, H, La, Dh)
         k_v, v_v = rearrange(kv_v, "b l (two h d) -> two b h l d", two=2, h=self.heads)  # (B, H, Lv, Dh)
         o_a = cross_modal_attention_one_way(q_a, k_v, v_v, len_a, len_v, rate_q=self.rate_a, rate_k=self.rate_v,
-                                            window=self.window, slopes=self.slopes)
+                                            window=self.window, slopes=self.slopes, backend=self.backend)
         y_a = self.out_a(self.dropout(rearrange(o_a, "b h l d -> b l (h d)")))  # (B, La, D)
         keep_a = (torch.arange(x_a.shape[1], device=x_a.device) < len_a[:, None]).unsqueeze(-1)  # (B, La, 1)
         return y_a * keep_a

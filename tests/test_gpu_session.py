@@ -1,0 +1,36 @@
+"""benchmarks/gpu_session.sh --dry-run: the GPU session's command runs here end to end on tiny shapes (the kernels
+in the interpreter, FlexAttention eagerly, the model on the reference), so the GPU window is not spent on a typo.
+
+The suite runs the stages that need no media pipeline: the attention benchmark with every backend and variant,
+and the training step (env only prints versions; the tests stage only collects the kernel test files, which the
+suite runs anyway; pretrain and separate run commands that have their own tests). ``--dry-run`` alone runs every
+stage (about two minutes in all).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_session_dry_run(tmp_path):
+    out = tmp_path / "dry-run"
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "device_out")}
+    (tmp_path / "device_out").mkdir()
+    r = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh"), "--dry-run", "--out", str(out),
+                        "--only", "attention,attention_flex,train_step"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    stages = [line.split("\t") for line in (out / "logs" / "stages.tsv").read_text().splitlines()]
+    assert [s[:2] for s in stages] == [[n, "ok"] for n in ("attention", "attention_flex", "train_step")], stages
+    rows = list(csv.DictReader(open(out / "cross_attention_shapes.csv")))
+    ran = {row["provider"] for row in rows if row["status"] == "ok"}
+    assert ran >= {"triton:shipped", "triton:large", "triton:narrow", "triton:shipped:atomic", "triton:large:atomic",
+                   "flex", "sdpa_mask", "sdpa_flash"}, ran
+    summary = (out / "summary.md").read_text()
+    assert "| attention | ok |" in summary and "fastest variant" in summary
+    assert {p.name for p in (tmp_path / "device_out").iterdir()} >= {"summary.md", "results.tar.gz"}
