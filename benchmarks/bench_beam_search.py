@@ -52,7 +52,8 @@ def main() -> None:
                                           max_positions=dec.max_positions)
                 best = min(best, time.perf_counter() - t0)
             rows.append({"beam": beam, "decoder": name, "tokens": len(hyps[0].tokens), "seconds": round(best, 3),
-                         "rtf": round(best / SECONDS, 4), "threads": torch.get_num_threads()})
+                         "rtf": round(best / SECONDS, 4), "threads": torch.get_num_threads(),
+                         "loadavg_1min": round(__import__("os").getloadavg()[0], 1)})
             print(rows[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
