@@ -54,11 +54,11 @@ def _write(path, norm_first, masking_type="input", kind="pretrained", seed=0):
     # AVHubertSeq2Seq: the pretrained model under encoder.w2v_model. without final_proj
     # (remove_pretraining_modules), the decoder beside it; w2v_args holds the pretraining config
     enc_state = {f"encoder.w2v_model.{k}": v for k, v in state.items() if not k.startswith("final_proj.")}
-    g = torch.Generator().manual_seed(seed + 1)
-    decoder = {"decoder.embed_tokens.weight": torch.randn(10, 32, generator=g),
-               "decoder.layers.0.fc1.weight": torch.randn(64, 32, generator=g),
-               "decoder.layer_norm.weight": torch.randn(32, generator=g)}
-    ft_model = {"w2v_path": "/ckpt/base_vox_iter5.pt", "decoder_layers": 1, "decoder_embed_dim": 32,
+    from avhubert_seq2seq import decoder_model_cfg, decoder_state
+
+    dec_cfg = decoder_model_cfg(32, decoder_layers=1)
+    decoder = dict(decoder_state(dec_cfg, 10, seed + 1, torch.float32))  # 4 specials + the 6 symbols below
+    ft_model = {"w2v_path": "/ckpt/base_vox_iter5.pt", **dec_cfg,
                 "w2v_args": {"_name": None, "model": {"_name": "av_hubert", **model_cfg},
                              "task": {"_name": "av_hubert_pretraining", **task_cfg}}}
     ft_task = {**task_cfg, "labels": ["wrd"], "fine_tuning": True, "is_s2s": True}
@@ -213,7 +213,7 @@ def test_feature_masking_file(tmp_path):
 
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre_ln", "post_ln"])
 def test_finetuned_seq2seq_file(tmp_path, norm_first):
-    """A fine-tuned file: the encoder under encoder.w2v_model. (no final_proj), the decoder carried unchanged."""
+    """A fine-tuned file: the encoder under encoder.w2v_model. (no final_proj), the decoder loaded unchanged."""
     path = tmp_path / "ft.pt"
     state, model_cfg, decoder = _write(path, norm_first, kind="finetuned_seq2seq", seed=7)
     m = avhubert.load(path)
@@ -221,8 +221,10 @@ def test_finetuned_seq2seq_file(tmp_path, norm_first):
     assert m.pretraining.proj_weight is None and m.pretraining.proj_bias is None
     assert torch.equal(m.pretraining.audio_mask_emb, state["mask_emb"])
     assert torch.equal(m.pretraining.cluster_emb, state["label_embs_concat"])
-    assert m.carried.keys() == decoder.keys()
-    assert all(torch.equal(m.carried[k], v) for k, v in decoder.items())
+    assert not m.carried
+    own = m.decoder.state_dict()
+    assert {f"decoder.{k}" for k in own} == {k for k in decoder if not k.endswith("_float_tensor")}
+    assert all(torch.equal(own[k[len("decoder."):]], v) for k, v in decoder.items() if not k.endswith("_float_tensor"))
     audio, video = _inputs(seed=2)
     layer = None if norm_first else 1
     with torch.no_grad():
