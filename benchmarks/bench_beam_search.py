@@ -14,6 +14,7 @@ Writes ``beam_search.csv`` and ``beam_search.png``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def main() -> None:
                 best = min(best, time.perf_counter() - t0)
             rows.append({"beam": beam, "decoder": name, "tokens": len(hyps[0].tokens), "seconds": round(best, 3),
                          "rtf": round(best / SECONDS, 4), "threads": torch.get_num_threads(),
-                         "loadavg_1min": round(__import__("os").getloadavg()[0], 1)})
+                         "loadavg_1min": round(os.getloadavg()[0], 1)})
             print(rows[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,18 +38,14 @@ def decoder_model_cfg(dim: int, **overrides: Any) -> dict[str, Any]:
             "max_target_positions": 64, "no_scale_embedding": True, **overrides}
 
 
-def _m(cfg: dict[str, Any], key: str, default: Any) -> Any:
-    return cfg.get(key, default)
-
-
 def decoder_shapes(cfg: dict[str, Any], vocab: int) -> OrderedDict:
     d, f = cfg["decoder_embed_dim"], cfg["decoder_ffn_embed_dim"]
     out: OrderedDict = OrderedDict()
-    if not _m(cfg, "share_decoder_input_output_embed", False):
+    if not cfg.get("share_decoder_input_output_embed", False):
         out["decoder.embed_out"] = (vocab, d)
     out["decoder.embed_tokens.weight"] = (vocab, d)
-    if not _m(cfg, "no_token_positional_embeddings", False):
-        if _m(cfg, "decoder_learned_pos", False):
+    if not cfg.get("no_token_positional_embeddings", False):
+        if cfg.get("decoder_learned_pos", False):
             out["decoder.embed_positions.weight"] = (cfg["max_target_positions"] + PAD + 1, d)
         else:
             out["decoder.embed_positions._float_tensor"] = (1,)
@@ -64,7 +60,7 @@ def decoder_shapes(cfg: dict[str, Any], vocab: int) -> OrderedDict:
         out[f"{p}.fc1.weight"], out[f"{p}.fc1.bias"] = (f, d), (f,)
         out[f"{p}.fc2.weight"], out[f"{p}.fc2.bias"] = (d, f), (d,)
         out[f"{p}.final_layer_norm.weight"], out[f"{p}.final_layer_norm.bias"] = (d,), (d,)
-    if _m(cfg, "decoder_normalize_before", False):
+    if cfg.get("decoder_normalize_before", False):
         out["decoder.layer_norm.weight"], out["decoder.layer_norm.bias"] = (d,), (d,)
     return out
 

@@ -253,3 +253,20 @@ def test_vsr_model_is_lips_only(tmp_path):
     assert rec.modes == ("video",) and rec.default_mode(has_audio=True) == "video"
     with pytest.raises(InputError, match="lip-reading"):
         rec.check_mode("av")
+
+
+def test_recognize_names_a_checkpoint_file_that_is_not_one(tmp_path):
+    from avspeech.recognition.recognize import load_model
+
+    bad = tmp_path / "vsr.pt"
+    bad.write_text("not a checkpoint\n")
+    with pytest.raises(InputError, match="vsr.pt: not a PyTorch checkpoint: it is a text file"):
+        load_model(bad)
+    pre = tmp_path / "pretrained.pt"
+    from avhubert_reference import official_config, official_state_dict
+    from avhubert_fakes import write_official
+
+    model_cfg, task_cfg = official_config("tiny")
+    write_official(pre, official_state_dict(model_cfg), model_cfg, task_cfg)
+    with pytest.raises(InputError, match="pretrained, not a fine-tuned seq2seq model"):
+        load_model(pre)

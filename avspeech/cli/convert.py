@@ -28,15 +28,14 @@ def run(args: argparse.Namespace) -> int:
     video = torch.randn(1, 1, t, 88, 88, generator=g)
     lengths = torch.tensor([t])
     with torch.no_grad():
-        same = torch.equal(m.encoder.extract_features(audio, video, lengths),
-                           again.extract_features(audio, video, lengths))
+        memory = m.encoder.extract_features(audio, video, lengths)
+        same = torch.equal(memory, again.extract_features(audio, video, lengths))
     if not same:
         raise RuntimeError(f"{out}: the written folder does not reproduce the file's encoder outputs")
     if m.decoder is not None:
         from avspeech.recognition.seq2seq import load_converted
 
         dec = load_converted(out).decoder
-        memory = m.encoder.extract_features(audio, video, lengths)
         prev = torch.tensor([[m.vocabulary.eos] + list(range(4, min(m.decoder.cfg.vocab, 10)))])
         with torch.no_grad():
             if not torch.equal(m.decoder(prev, memory, lengths), dec(prev, memory, lengths)):

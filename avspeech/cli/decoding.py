@@ -40,7 +40,9 @@ def decode_options(args: argparse.Namespace, model):
         raise InputError(f"--beam must be >= 1, got {args.beam}")
     if args.max_len_a < 0 or args.max_len_b < 0:
         raise InputError(f"--max-len-a and --max-len-b must be >= 0, got {args.max_len_a} and {args.max_len_b}")
-    seq2seq = getattr(model, "timestamps", "word") == "segment"
+    from avspeech.recognition.seq2seq import is_seq2seq
+
+    seq2seq = is_seq2seq(model)
     if args.lexicon and (seq2seq or args.search == "attention"):
         raise InputError("--lexicon constrains the CTC prefix search; it does not apply to attention search "
                          "(AV-HuBERT seq2seq models have no CTC head)")

@@ -81,7 +81,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from avspeech.errors import InputError
     from avspeech.recognition.data import Condition
     from avspeech.recognition.evaluate import conditions, evaluate_recognition
-    from avspeech.recognition.recognize import is_seq2seq, load_model
+    from avspeech.recognition.recognize import load_model
+    from avspeech.recognition.seq2seq import is_seq2seq
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

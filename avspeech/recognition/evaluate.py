@@ -22,6 +22,7 @@ from avspeech.io.atomic import atomic_write_json, atomic_write_text
 from avspeech.recognition.data import Condition, RecognitionDataset, collate_recognition
 from avspeech.recognition.metrics import corpus_rates, error_counts
 from avspeech.recognition.model import AVRecognizer
+from avspeech.recognition.seq2seq import is_seq2seq
 from avspeech.recognition.transcribe import DecodeOptions, transcribe_batch
 
 MODE_NAMES = {"audio": "A", "video": "V", "av": "AV"}
@@ -38,6 +39,10 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     conds = list(conds) if conds is not None else conditions()
+    seq2seq = is_seq2seq(model)  # scores text only: no tokens needed
+    if seq2seq:
+        for mode in modes:
+            model.check_mode(mode)
     rows: list[dict] = []
     video_rows: list[dict] | None = None
     jobs = [(c, m) for c in conds for m in modes]
@@ -47,9 +52,6 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
         if mode == "video" and video_rows is not None:
             rows += [{**r, "condition": cond.name} for r in video_rows]
             continue
-        seq2seq = getattr(model, "timestamps", "word") == "segment"  # scores text only: no tokens needed
-        if seq2seq:
-            model.check_mode(mode)
         ds = RecognitionDataset(manifest, labels, None if seq2seq else model.tokenizer, train=False, condition=cond,
                                 features=encoder_setting(model, "audio_features"))
         idx = list(range(len(ds)))[:limit] if limit else list(range(len(ds)))

@@ -30,6 +30,7 @@ from avspeech.features.audio import encoder_setting
 from avspeech.pipeline import ChunkConfig, merge_words, span_chunks
 from avspeech.pipeline.config import RECOGNITION_CHUNKS
 from avspeech.recognition.model import AVRecognizer
+from avspeech.recognition.seq2seq import is_seq2seq
 from avspeech.recognition.subtitles import cues
 from avspeech.recognition.transcribe import DecodeOptions, transcribe_batch
 from avspeech.pretrained import RECOGNITION_SYNTH
@@ -51,20 +52,16 @@ def load_model(checkpoint: str | Path | None = None, spm: str | Path | None = No
     AV-HuBERT fine-tuned seq2seq file or its converted folder
     (:class:`~avspeech.recognition.seq2seq.Seq2SeqRecognizer`; ``spm``: its SentencePiece model when the file
     carries none)."""
-    from avspeech.model.checkpoint import is_official_file
     from avspeech.recognition.seq2seq import is_seq2seq_folder, load_seq2seq
     from avspeech.recognition.train import load_recognizer
 
-    if checkpoint is not None and (is_official_file(checkpoint) or is_seq2seq_folder(checkpoint)):
+    # a file can only be an official checkpoint: its reader says what it is if it is not one
+    if checkpoint is not None and (Path(checkpoint).is_file() or is_seq2seq_folder(checkpoint)):
         return load_seq2seq(checkpoint, spm)
     if spm is not None:
         raise InputError("--spm applies to AV-HuBERT checkpoints only (ours keep their tokenizer in config.json)",
                          checkpoint)
     return load_recognizer(checkpoint or default_checkpoint())
-
-
-def is_seq2seq(model) -> bool:
-    return getattr(model, "timestamps", "word") == "segment"
 
 
 def recognize_segments(model, rois, audio: np.ndarray | None, mode: str, options: DecodeOptions = DecodeOptions(),

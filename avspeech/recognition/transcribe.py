@@ -15,6 +15,7 @@ from torch import Tensor
 
 from avspeech.recognition.decode import Lexicon, greedy, joint_rescore, prefix_beam_search, word_timestamps
 from avspeech.recognition.model import AVRecognizer
+from avspeech.recognition.seq2seq import is_seq2seq
 from avspeech.timebase import FRAME_SECONDS
 
 MODES = ("av", "audio", "video")
@@ -71,7 +72,7 @@ class Transcript:
 def transcribe_batch(model: AVRecognizer, lips: Tensor | None, audio: Tensor | None, lengths: Tensor, mode: str,
                      options: DecodeOptions = DecodeOptions(), timestamps: bool = False) -> list[Transcript]:
     """lips (B, 1, T, 88, 88), audio (B, T, 104), lengths (B,) -> one :class:`Transcript` per sample."""
-    if getattr(model, "timestamps", "word") == "segment":  # AV-HuBERT seq2seq: attention search, no alignment
+    if is_seq2seq(model):  # AV-HuBERT seq2seq: attention search, no alignment
         hyps = model.generate(lips if mode != "audio" else None, audio if mode != "video" else None, lengths, mode,
                               options.beam_options())
         return [Transcript(model.tokenizer.decode(h[0].tokens) if h else "", h[0].tokens if h else [],

@@ -86,6 +86,8 @@ class DecoderConfig:
         v.positive_int("max_positions", self.max_positions, maximum=1_000_000)
         v.choice("activation", self.activation, tuple(ACTIVATIONS))
         v.choice("positions", self.positions, ("sinusoidal", "learned", "none"))
+        for name in ("normalize_before", "tied", "scale_embedding"):
+            v.boolean(name, getattr(self, name))
         if self.dim != self.encoder_dim:
             raise ValueError(f"decoder width {self.dim} differs from the encoder's {self.encoder_dim} (AV-HuBERT's "
                              "encoder-decoder attention has no kdim/vdim: the widths must be equal)")
@@ -111,12 +113,10 @@ def decoder_config(model_cfg: dict[str, Any], vocab: int, padding_idx: int, enco
                  "learned" if m["decoder_learned_pos"] else "sinusoidal")
     names = {"dim": "decoder_embed_dim", "ffn": "decoder_ffn_embed_dim", "layers": "decoder_layers",
              "heads": "decoder_attention_heads", "max_positions": "max_target_positions",
-             "activation": "activation_fn", "tied": "share_decoder_input_output_embed"}
-    for ours, theirs in names.items():
-        if ours not in ("activation", "tied") and (isinstance(m[theirs], bool) or not isinstance(m[theirs], int)):
-            raise InputError(f"bad AV-HuBERT decoder config: {theirs}={m[theirs]!r} is not an integer", path)
-    for theirs in ("decoder_normalize_before", "share_decoder_input_output_embed", "no_scale_embedding",
-                   "decoder_learned_pos", "no_token_positional_embeddings"):
+             "activation": "activation_fn", "tied": "share_decoder_input_output_embed",
+             "normalize_before": "decoder_normalize_before"}
+    # fields that become other values here are checked under their own names; the rest by DecoderConfig
+    for theirs in ("no_scale_embedding", "decoder_learned_pos", "no_token_positional_embeddings"):
         if not isinstance(m[theirs], bool):
             raise InputError(f"bad AV-HuBERT decoder config: {theirs}={m[theirs]!r} is not a boolean", path)
     try:
@@ -264,7 +264,9 @@ class Seq2SeqDecoder(nn.Module):
         if self._table.shape[0] < need:
             self._table = sinusoidal_table(max(need, cfg.max_positions + cfg.padding_idx + 1), cfg.dim,
                                            cfg.padding_idx)
-        return self._table.to(like)[pos]
+        if self._table.dtype != like.dtype or self._table.device != like.device:
+            self._table = self._table.to(like)  # fairseq's float32 values, held in the model's dtype
+        return self._table[pos]
 
     def _embed(self, tokens: Tensor, pos: Tensor, dtype: torch.dtype) -> Tensor:
         x = self.embed_scale * self.embed_tokens(tokens)

@@ -25,8 +25,6 @@ class TargetVocabulary:
     """``symbols`` in id order, ``specials`` ({"bos", "pad", "eos", "unk"} -> id), ``spm_model`` (serialized
     SentencePiece model bytes or None)."""
 
-    kind = "avhubert"
-
     def __init__(self, symbols: Sequence[str], specials: dict[str, int] | None = None,
                  spm_model: bytes | None = None, source: str | Path | None = None):
         self.symbols = list(symbols)
@@ -80,6 +78,3 @@ class TargetVocabulary:
         drop = {self.eos, self.pad, self.bos}
         pieces = [self.symbols[i] for i in ids if i not in drop and 0 <= i < len(self.symbols)]
         return " ".join("".join(pieces).replace(WORD_MARK, " ").split()).lower()
-
-    def words(self, ids: Sequence[int]) -> list[str]:
-        return self.decode(ids).split()
