@@ -1,8 +1,10 @@
 """Decode a media file onto the pipeline's time base: video resampled to 25 fps by timestamp, audio 16 kHz mono.
 
 Probing uses PyAV (it names what is wrong with a file that is not media, has no video stream, or is cut short);
-decoding uses decord, reading frames in order with one thread (the fastest path per core) and keeping only the
-frames the 25 fps grid needs.
+decord reads the frames' timestamps, which fix the 25 fps grid; PyAV decodes the frames, in order, in the calling
+thread, keeping only those the grid needs. (decord's ``VideoReader.next()`` decodes ahead on a thread of its own
+with no bound: when the caller is slower than the decoder, as tracking is, it buffers the rest of the video, about
+6 GB for a minute of 1080p. PyAV decodes only what is asked for, gives the same pixels and is faster per frame.)
 
 Memory: :func:`decode_clip` keeps a clip's frames in memory only when they take at most ``in_memory_mb``;
 otherwise ``frames`` is a :class:`FrameStream` that decodes on demand and holds a few frames, optionally
@@ -142,24 +144,38 @@ def _plan_decord(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndar
     end = max(ts[:, 1].max() - ts[0, 0], starts.max() + (1.0 / info.source_fps if info.source_fps else 0))
     pick, sorted_times = _grid(starts, end, fps)
     last = int(pick.max())
+    del vr  # timestamps only: its own decoding would read ahead without bound (module docstring)
+    return pick, sorted_times, _pyav_frames(path, last, info.rotation)
 
-    opened = [vr]  # the probe's reader serves the first pass; later passes open their own
+
+def _pyav_frames(path: str | Path, last: int, rotation: int) -> SourceFrames:
+    """A function that opens a fresh pass over source frames 0..``last`` (RGB, display rotation applied),
+    decoded by PyAV in the calling thread."""
+    import av
 
     def frames() -> Iterator[np.ndarray]:
-        reader = opened.pop() if opened else decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        i = -1
+        count = 0
         try:
-            for i in range(last + 1):
-                yield reader.next().asnumpy()
-        except Exception as e:  # decord raises on a cut-off stream
-            raise InputError(f"video is truncated or corrupt: decoding stopped at frame {i} of {n} "
-                             f"({_first_line(e)})", path) from e
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "NONE"
+                for frame in container.decode(stream):
+                    yield _rotate(frame.to_ndarray(format="rgb24"), rotation)
+                    count += 1
+                    if count > last:
+                        return
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError(f"video is truncated or corrupt: decoding stopped at frame {count} of {last + 1} "
+                             f"needed ({_first_line(e)})", path) from e
+        raise InputError(f"video is truncated or corrupt: {count} of {last + 1} needed frames decoded", path)
 
-    return pick, sorted_times, frames
+    return frames
 
 
 def _plan_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, SourceFrames]:
-    """PyAV path for files with a display rotation (decord 0.6 returns garbled frames for them)."""
+    """The grid from packet timestamps, for files with a display rotation (decord 0.6 garbles them)."""
     import av
 
     try:
@@ -176,22 +192,7 @@ def _plan_pyav(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarra
     pick, sorted_times = _grid(starts, starts[-1] + step, fps)  # decoded frames come in time order
     last = int(pick.max())
 
-    def frames() -> Iterator[np.ndarray]:
-        count = 0
-        try:
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "NONE"
-                for frame in container.decode(stream):
-                    yield _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
-                    count += 1
-                    if count > last:
-                        return
-        except Exception as e:
-            raise InputError(f"cannot decode video ({_first_line(e)})", path) from e
-        raise InputError(f"video is truncated or corrupt: {count} of {last + 1} needed frames decoded", path)
-
-    return pick, sorted_times, frames
+    return pick, sorted_times, _pyav_frames(path, last, info.rotation)
 
 
 def _plan(path: str | Path, fps: float, info: MediaInfo) -> tuple[np.ndarray, np.ndarray, SourceFrames]:
