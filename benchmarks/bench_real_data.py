@@ -134,8 +134,9 @@ def main() -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out_dir / "real_data.csv", rows)
+    loads = [float(r["loadavg"]) for r in rows]
     lines = ["Measured on the fake trees of `tests/dataset_helpers.py` (synthetic 224x224 clips; "
-             f"{args.workers} preprocessing worker(s); load {rows[0]['loadavg']}-{rows[-1]['loadavg']}) and "
+             f"{args.workers} preprocessing worker(s); load {min(loads)}-{max(loads)}) and "
              "**extrapolated** linearly to 100 h of input video. Training rows: a few tiny-preset steps on the CPU, "
              "not extrapolated (their cost is steps x GPU step time). The small steps' times include their fixed "
              "start-up (imports, model load), so their extrapolation overstates them; `noise` ran with "
@@ -144,8 +145,9 @@ def main() -> None:
              "step | input (h) | seconds | disk (MB) | core-hours / 100 h | GB / 100 h | s / step",
              "---|---:|---:|---:|---:|---:|---:"]
     for r in rows:
-        lines.append(f"{r['step']} | {r['input_hours']} | {r['seconds']} | {r['bytes'] / 1e6:.1f} | "
-                     f"{r['core_hours_per_100h'] or '-'} | {r['gb_per_100h'] or '-'} | {r['seconds_per_step'] or '-'}")
+        rest = [str(r[k]) if r[k] != "" else "-" for k in ("core_hours_per_100h", "gb_per_100h", "seconds_per_step")]
+        lines.append(" | ".join([r["step"], str(r["input_hours"]), str(r["seconds"]), f"{r['bytes'] / 1e6:.1f}",
+                                 *rest]))
     atomic_write_text(out_dir / "real_data.md", "\n".join(lines) + "\n")
     print(f"wrote {out_dir / 'real_data.csv'} and {out_dir / 'real_data.md'}")
 
