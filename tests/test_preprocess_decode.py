@@ -161,3 +161,14 @@ def test_streamed_preprocessing_equals_in_memory(synth_corpus_2spk):
         np.testing.assert_array_equal(ta.boxes, tb.boxes)
         np.testing.assert_array_equal(ta.rois, tb.rois)
     np.testing.assert_array_equal(a.audio, b.audio)
+
+
+@pytest.mark.parametrize("h, w", [(96, 96), (72, 88)])  # 88 wide: the decoder's rows are padded past the width
+def test_gray_roi_video_reads_back_exactly(tmp_path, h, w):
+    from avspeech.io.media import read_gray_video
+
+    frames = np.random.default_rng(h).integers(0, 256, size=(9, h, w), dtype=np.uint8)
+    write_video(tmp_path / "roi.mp4", frames, 25, gray=True, crf=0)
+    got = read_gray_video(tmp_path / "roi.mp4")
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, frames)

@@ -339,6 +339,95 @@ def test_evaluate_writes_tables(labelled, tmp_path):
     assert v["clean"] == v["babble-5dB"]
 
 
+def _noise_set(folder, **splits):
+    """A noise set whose lists name one wav each (``split=values``), written as float so stored values are exact."""
+    from avspeech.io.media import write_wav
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, values in splits.items():
+        write_wav(folder / f"{split}.wav", values, 16000)
+        (folder / f"{split}.tsv").write_text(f"{folder / f'{split}.wav'}\n")
+    return folder
+
+
+def _scaled_copy(d, noise):
+    """The gain and offset with ``d == g * noise[(offset + n) % len(noise)]`` best (float64 least squares over
+    every offset) and the worst residual."""
+    best = None
+    for start in range(len(noise)):
+        ref = np.resize(np.roll(noise, -start), len(d))
+        g = float(d @ ref / (ref @ ref))
+        res = float(np.max(np.abs(d - g * ref)))
+        if best is None or res < best[2]:
+            best = (g, start, res)
+    return best
+
+
+def test_noise_set_items_are_clean_plus_scaled_noise(labelled, tmp_path):
+    from avspeech.recognition.data import RecognitionDataset
+
+    rng = np.random.default_rng(3)
+    test_noise = rng.standard_normal(400) * 0.3
+    train_noise = np.sign(np.sin(np.arange(300) / 7.0)) * 0.5 + 0.01 * np.arange(300) / 300  # another signal
+    folder = _noise_set(tmp_path / "set", test=test_noise, train=train_noise)
+    clean = RecognitionDataset(labelled, None, None)
+    noisy = RecognitionDataset(labelled, None, None, noise=folder, snr=(3.0, 3.0))
+    again = RecognitionDataset(labelled, None, None, noise=folder, snr=(3.0, 3.0))
+    test_noise, train_noise = (test_noise.astype(np.float32).astype(np.float64),
+                               train_noise.astype(np.float32).astype(np.float64))
+    g0 = torch.Generator()
+    for i in range(len(clean)):
+        c = clean.load(i)[1].astype(np.float64)
+        y = noisy.signals(i, g0)[1]
+        np.testing.assert_array_equal(y, again.signals(i, g0)[1])  # seeded: the same draw in every run
+        d = y.astype(np.float64) - c
+        g, _, res = _scaled_copy(d, test_noise)
+        assert res < 1e-6 and g > 0  # clean + g * (the test list's file, looped from some offset)
+        assert 10 * np.log10(np.mean(c ** 2) / np.mean(d ** 2)) == pytest.approx(3.0, abs=1e-6)
+    # a range: each item's SNR inside it; training reads the train list (interference and warp off)
+    ranged = RecognitionDataset(labelled, None, None, noise=folder, snr=(-5.0, 10.0))
+    snrs = []
+    for i in range(len(clean)):
+        c = clean.load(i)[1].astype(np.float64)
+        d = ranged.signals(i, g0)[1].astype(np.float64) - c
+        snrs.append(10 * np.log10(np.mean(c ** 2) / np.mean(d ** 2)))
+    assert all(-5.0 - 1e-6 <= s <= 10.0 + 1e-6 for s in snrs) and len(set(np.round(snrs, 3))) == len(snrs)
+    train = RecognitionDataset(labelled, None, None, train=True, noise_probs=(1.0, 0.0, 0.0), noise=folder,
+                               snr=(0.0, 0.0))
+    c = clean.load(1)[1].astype(np.float64)
+    d = train.signals(1, torch.Generator().manual_seed(0))[1].astype(np.float64) - c
+    assert _scaled_copy(d, train_noise)[2] < 1e-6
+    assert 10 * np.log10(np.mean(c ** 2) / np.mean(d ** 2)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(InputError, match="LO <= HI"):
+        RecognitionDataset(labelled, None, None, noise=folder, snr=(5.0, 0.0))
+
+
+def test_finetune_and_evaluate_recognition_with_a_noise_set(labelled, tmp_path, random_checkpoint, capsys):
+    from avspeech.cli import main
+
+    folder = _noise_set(tmp_path / "set", test=np.sin(np.arange(800) / 3.0) * 0.2,
+                        train=np.cos(np.arange(700) / 5.0) * 0.2)
+    run = tmp_path / "ft"
+    assert main(["finetune", "recognition", "--manifest", str(labelled), "--out", str(run), "--steps", "1",
+                 "--warmup", "1", "--batch-size", "2", "--decoder-layers", "1", "--model", "tiny", "--log-every",
+                 "1", "--noise", str(folder), "--snr", "-5", "5"]) == 0
+    got = json.loads((run / "config.json").read_text())["train"]
+    assert got["noise"] == str(folder) and got["snr"] == [-5.0, 5.0]
+    out = tmp_path / "eval"
+    assert main(["evaluate", "recognition", "--manifest", str(labelled), "--checkpoint", str(random_checkpoint),
+                 "--modes", "audio", "--snrs", "0", "--out", str(out), "--noise", str(folder), "--snr", "2", "2",
+                 "--greedy"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["noise"] == str(folder.resolve()) and s["snr"] == [2.0, 2.0]
+    assert [(r["condition"], r["noise"], r["noise_snr_db"]) for r in s["summary"]] == [
+        ("clean", "set", "2"), ("speech+0dB", "set", "2"), ("babble+0dB", "set", "2")]
+    assert "added to every condition at 2 dB" in (out / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "recognition", "--manifest", str(labelled), "--checkpoint", str(random_checkpoint),
+                 "--out", str(out), "--noise", str(tmp_path / "none")]) != 0
+    assert "test.tsv" in capsys.readouterr().err
+
+
 def test_attention_search_of_our_model_at_beam_one_is_greedy(labelled):
     from avspeech.recognition.data import RecognitionDataset, collate_recognition
     from avspeech.recognition.transcribe import DecodeOptions, transcribe_batch

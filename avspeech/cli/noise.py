@@ -23,6 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def add_noise_set_arguments(p: argparse.ArgumentParser, items: str) -> None:
+    """``--noise DIR --snr LO HI`` of an ``evaluate`` command (the fine-tuning configs carry the same fields)."""
+    p.add_argument("--noise", help=f"noise set folder (avspeech noise, e.g. noise/all): its test list is added to "
+                   f"every {items}")
+    p.add_argument("--snr", type=float, nargs=2, default=(0.0, 0.0), metavar=("LO", "HI"),
+                   help="SNR range of --noise, dB (the audio over the noise; LO = HI: fixed) (default: 0 0)")
+
+
 def run(args: argparse.Namespace) -> int:
     from avspeech.datasets.noise import NoiseConfig, prepare_noise
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from avspeech.cli.config_args import add_config_arguments, config_from_args
 from avspeech.cli.decoding import add_decode_arguments, decode_options
+from avspeech.cli.noise import add_noise_set_arguments
 
 MANIFEST_HELP = ("preprocessed manifest (avspeech preprocess); default: the built-in synthetic set (synth + "
                  "preprocess into OUT/data)")
@@ -72,7 +73,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    "AV-HuBERT model the modes it allows, e.g. video for a lip-reading model)")
     p.add_argument("--snrs", default="-5,0,5", help="comma-separated SNRs (dB) for interfering speech and babble "
                    "(default: %(default)s)")
-    p.add_argument("--clean-only", action="store_true", help="skip the noisy conditions")
+    p.add_argument("--clean-only", action="store_true", help="skip the interfering speech and babble conditions")
+    add_noise_set_arguments(p, "condition")
     p.add_argument("--limit", type=int, help="score only the first N utterances")
     add_decode_arguments(p)
 
@@ -102,7 +104,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     manifest, labels = _data(args, out, "evaluate")
     conds = [Condition()] if args.clean_only else conditions(snrs)
     s = evaluate_recognition(model, manifest, labels, out, modes=modes, conds=conds,
-                             options=decode_options(args, model), limit=args.limit)
+                             options=decode_options(args, model), limit=args.limit, noise=args.noise,
+                             snr=tuple(args.snr))
     print((out / "summary.md").read_text(), end="")
     print(f"{s['utterances']} utterances; per utterance: {out / 'results.csv'}")
     return 0

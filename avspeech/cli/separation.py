@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from avspeech.cli.config_args import add_config_arguments, config_from_args
+from avspeech.cli.noise import add_noise_set_arguments
 
 MANIFEST_HELP = ("preprocessed manifest (avspeech preprocess); default: the built-in synthetic set (synth + "
                  "preprocess into OUT/data)")
@@ -80,9 +81,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="score only the first N targets")
     p.add_argument("--no-perceptual", action="store_true", help="skip PESQ and STOI (faster)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixtures drawn (default: 0)")
-    p.add_argument("--noise", help="noise set folder (avspeech noise): its test list is added to every mixture")
-    p.add_argument("--snr", type=float, nargs=2, default=(0.0, 0.0), metavar=("LO", "HI"),
-                   help="SNR range of --noise, dB (speech over noise; LO = HI: fixed) (default: 0 0)")
+    add_noise_set_arguments(p, "mixture")
     _drawing_arguments(p, "evaluate")
 
 

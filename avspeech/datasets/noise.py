@@ -204,6 +204,14 @@ class NoiseSet:
         return add_noise(target, self.sample(len(target), rng), lo if lo == hi else float(rng.uniform(lo, hi)))
 
 
+def check_snr(snr: Sequence[float]) -> tuple[float, float]:
+    """``snr`` as a (LO, HI) pair of floats in dB, checked (``LO == HI``: a fixed SNR)."""
+    lo, hi = (float(x) for x in snr)
+    if lo > hi:
+        raise InputError(f"the SNR range must be LO HI with LO <= HI, got {tuple(snr)}")
+    return lo, hi
+
+
 def parse_snr(text: str) -> tuple[float, float]:
     """``"0"`` -> (0, 0) (fixed, AV-HuBERT's noisy fine-tuning); ``"-5:10"`` -> a range drawn uniformly."""
     try:

@@ -15,7 +15,11 @@ waveform before features:
   lengths than the training voices' are not new to the model;
 - a *silent face* (training, probability ``silent_prob``): the target's voice is removed, an interfering voice
   remains, the lips are the first ROI frame held still and the transcript is empty, so the model learns that a
-  face that does not move says nothing, whatever the audio.
+  face that does not move says nothing, whatever the audio;
+- ``noise`` (a noise set folder, ``avspeech noise``; its ``train`` list when training, else ``test``): added to
+  every item last, over the audio as it is by then, at an SNR drawn uniformly in ``snr`` dB (AV-HuBERT's noisy
+  fine-tuning and evaluation), from a generator seeded by ``(seed, epoch, index)``, so an evaluation draws the
+  same noise for an utterance in every condition and every run.
 
 Training draws noise kind, SNR and interferers from a generator seeded by ``(seed, epoch, index)``; evaluation
 uses a fixed ``condition`` (kind, SNR) with interferers chosen deterministically from the index.
@@ -31,6 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avspeech.data.layout import clip_of, default_labels_path, read_manifest, read_transcripts, write_transcripts
+from avspeech.datasets.noise import NoiseSet, check_snr
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, audio_features
 from avspeech.io.media import read_gray_video, read_wav
@@ -79,7 +84,8 @@ class RecognitionDataset(Dataset):
     def __init__(self, manifest: str | Path, labels: str | Path | None, tokenizer, *, train: bool = False,
                  condition: Condition = Condition(), noise_probs: tuple[float, float, float] = (0.3, 0.5, 0.2),
                  snr_range: tuple[float, float] = (-5.0, 10.0), babble_talkers: int = 4, silent_prob: float = 0.0,
-                 freq_warp: float = 0.0, seed: int = 0, features: str = "avspeech"):
+                 freq_warp: float = 0.0, seed: int = 0, features: str = "avspeech",
+                 noise: str | Path | None = None, snr: tuple[float, float] = (0.0, 0.0)):
         if not 0.0 <= freq_warp < 1.0:
             raise ValueError(f"freq_warp must be in [0, 1), got {freq_warp}")
         self.utts = read_manifest(manifest)
@@ -89,6 +95,8 @@ class RecognitionDataset(Dataset):
         self.train, self.condition, self.noise_probs, self.snr_range = train, condition, noise_probs, snr_range
         self.babble_talkers, self.silent_prob, self.seed = babble_talkers, silent_prob, seed
         self.freq_warp = freq_warp
+        self.snr = check_snr(snr)
+        self.noise_set = NoiseSet(noise, "train" if train else "test") if noise is not None else None
         for u in self.utts:
             if u.video is None or u.audio is None:
                 raise InputError(f"{u.id}: recognition needs both the ROI video and the audio (the mode is chosen "
@@ -135,6 +143,15 @@ class RecognitionDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
+        rois, wav, text, warp = self.signals(i, g)
+        t = len(rois)
+        return {"id": self.utts[i].id, "lips": self.lip_transform(rois, g),
+                "audio": self.features(wav, t, warp=warp), "length": t, "text": text,
+                "tokens": self.tokenizer.encode(text) if self.tokenizer is not None else []}
+
+    def signals(self, i: int, g: torch.Generator) -> tuple[np.ndarray, np.ndarray, str, float | None]:
+        """Item ``i`` before the lip transform and features: ROIs (T, 96, 96) uint8, the (noisy) waveform
+        (T * 640,) float32, the transcript and the mel warp factor (None: no warp); training draws from ``g``."""
         rois, wav = self.load(i)
         text = self.texts[i]
         warp = None
@@ -153,10 +170,9 @@ class RecognitionDataset(Dataset):
                 warp = 1.0 + self.freq_warp * (2.0 * float(torch.rand((), generator=g)) - 1.0)
         elif self.condition.kind != "clean":
             wav = add_noise(wav, self.noise(i, self.condition.kind, None), self.condition.snr_db)
-        t = len(rois)
-        return {"id": self.utts[i].id, "lips": self.lip_transform(rois, g),
-                "audio": self.features(wav, t, warp=warp), "length": t, "text": text,
-                "tokens": self.tokenizer.encode(text) if self.tokenizer is not None else []}
+        if self.noise_set is not None:
+            wav = self.noise_set.add(wav, self.snr, np.random.default_rng([self.seed, self.epoch, i]))
+        return rois, wav, text, warp
 
 
 def collate_recognition(items: Sequence[dict]) -> dict:

@@ -2,8 +2,10 @@
 
 Conditions: clean, interfering speech and babble at each SNR of ``snrs`` (default -5, 0, 5 dB), made by
 :class:`~avspeech.recognition.data.RecognitionDataset` (interferers drawn deterministically from other clips of
-the same set). Video-only recognition does not read the audio, so it is decoded once and its rows are the same
-under every condition. Writes ``results.csv`` (one row per utterance, mode and condition), ``summary.csv``,
+the same set). With ``noise`` (a noise set folder, ``avspeech noise``), its test list is added to every
+condition, last, at an SNR drawn in ``snr`` dB (the same draw for an utterance in every condition and run); the
+summary names the set and the SNR (columns ``noise``, ``noise_snr_db``). Video-only recognition does not read the
+audio, so it is decoded once and its rows are the same under every condition. Writes ``results.csv`` (one row per utterance, mode and condition), ``summary.csv``,
 ``summary.md`` (a WER table and a CER table) and ``summary.json``.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Sequence
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from avspeech.datasets.noise import check_snr
 from avspeech.features.audio import encoder_setting
 from avspeech.io.atomic import atomic_write_json, atomic_write_text
 from avspeech.recognition.data import Condition, RecognitionDataset, collate_recognition
@@ -35,8 +38,12 @@ def conditions(snrs: Sequence[float] = (-5, 0, 5), kinds: Sequence[str] = ("spee
 def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str | Path | None, out: str | Path, *,
                          modes: Sequence[str] = ("audio", "video", "av"), conds: Sequence[Condition] | None = None,
                          options: DecodeOptions = DecodeOptions(), limit: int | None = None,
-                         batch_size: int = 8) -> dict:
+                         batch_size: int = 8, noise: str | Path | None = None,
+                         snr: tuple[float, float] = (0.0, 0.0)) -> dict:
     out = Path(out)
+    lo, hi = check_snr(snr)
+    noise_cols = {"noise": Path(noise).name if noise is not None else "",
+                  "noise_snr_db": "" if noise is None else f"{lo:g}" if lo == hi else f"{lo:g}:{hi:g}"}
     out.mkdir(parents=True, exist_ok=True)
     conds = list(conds) if conds is not None else conditions()
     seq2seq = is_seq2seq(model)  # scores text only: no tokens needed
@@ -53,7 +60,7 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
             rows += [{**r, "condition": cond.name} for r in video_rows]
             continue
         ds = RecognitionDataset(manifest, labels, None if seq2seq else model.tokenizer, train=False, condition=cond,
-                                features=encoder_setting(model, "audio_features"))
+                                features=encoder_setting(model, "audio_features"), noise=noise, snr=(lo, hi))
         idx = list(range(len(ds)))[:limit] if limit else list(range(len(ds)))
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
         new = []
@@ -71,13 +78,17 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
             sel = [r for r in rows if r["condition"] == cond.name and r["mode"] == MODE_NAMES[mode]]
             rates = corpus_rates(sel)
             summary.append({"condition": cond.name, "kind": cond.kind, "snr_db": None if cond.kind == "clean"
-                            else cond.snr_db, "mode": MODE_NAMES[mode], "utterances": len(sel),
+                            else cond.snr_db, **noise_cols, "mode": MODE_NAMES[mode], "utterances": len(sel),
                             "wer": round(rates["wer"], 2), "cer": round(rates["cer"], 2)})
     _write_csv(out / "results.csv", rows)
     _write_csv(out / "summary.csv", summary)
-    atomic_write_text(out / "summary.md", markdown_tables(summary, [c.name for c in conds],
-                                                          [MODE_NAMES[m] for m in modes]))
+    head = "" if noise is None else (f"Noise set {Path(noise).resolve()} (test list) added to every condition at "
+                                     f"{noise_cols['noise_snr_db']} dB.\n\n")
+    atomic_write_text(out / "summary.md", head + markdown_tables(summary, [c.name for c in conds],
+                                                                 [MODE_NAMES[m] for m in modes]))
     result = {"manifest": str(manifest), "utterances": len({r["id"] for r in rows}), "summary": summary}
+    if noise is not None:
+        result.update(noise=str(Path(noise).resolve()), snr=[lo, hi])
     atomic_write_json(out / "summary.json", result)
     return result
 

@@ -3,7 +3,8 @@
 
 - Data: :class:`~avspeech.recognition.data.RecognitionDataset` (a manifest and its ``.wrd`` transcripts), whole
   utterances in batches of ``batch_size`` in an order drawn from ``(seed, epoch)``; noise (interfering speech,
-  babble), silent faces and the mel-axis warp of the audio features (``freq_warp``) as configured there.
+  babble, a noise set's files with ``noise``/``snr``), silent faces and the mel-axis warp of the audio features
+  (``freq_warp``) as configured there.
 - Modality dropout per sample (AV-HuBERT's fine-tuning recipe, so one model serves the three modes): both
   streams with probability ``p_av``, audio only ``p_audio``, video only the rest.
 - Model: :class:`~avspeech.recognition.model.AVRecognizer`; the encoder starts from ``init_from`` (a
@@ -69,6 +70,10 @@ class RecognitionTrainConfig:
         "help": "probabilities of clean audio, interfering speech and babble"})
     snr_range: tuple[float, float] = dataclasses.field(default=(-5.0, 10.0), metadata={
         "help": "SNR range (dB) of interfering speech and babble"})
+    noise: str | None = dataclasses.field(default=None, metadata={
+        "help": "noise set folder (avspeech noise, e.g. noise/all): its train list is added to every item, last"})
+    snr: tuple[float, float] = dataclasses.field(default=(0.0, 0.0), metadata={
+        "help": "SNR range of --noise, dB (the audio over the noise; LO = HI for a fixed SNR)"})
     silent_prob: float = dataclasses.field(default=0.05, metadata={
         "help": "fraction of training faces that do not speak (empty transcript, interfering audio)"})
     freq_warp: float = dataclasses.field(default=0.15, metadata={
@@ -129,7 +134,7 @@ class RecognitionTask(Task):
         self.dataset = RecognitionDataset(cfg.manifest, cfg.labels, tokenizer, train=True,
                                           noise_probs=cfg.noise_probs, snr_range=cfg.snr_range,
                                           silent_prob=cfg.silent_prob, freq_warp=cfg.freq_warp, seed=cfg.seed,
-                                          features=features)
+                                          features=features, noise=cfg.noise, snr=cfg.snr)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         return shuffled_batches(len(self.dataset), self.cfg.batch_size, self.cfg.seed, epoch)

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avspeech.data.layout import Mixture, Utterance, clip_of, read_manifest, read_mixtures, write_mixtures
+from avspeech.datasets.noise import NoiseSet, check_snr
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, audio_features
 from avspeech.features.audio import LEVEL_DBFS, level_normalise
@@ -105,14 +106,8 @@ class MixtureDataset(Dataset):
             if self.utts[u].audio is None or self.utts[u].video is None:
                 raise InputError(f"{u}: separation needs both the ROI video and the audio", manifest)
         self.train, self.crop, self.silent_prob, self.seed = train, crop_frames, silent_prob, seed
-        self.snr = tuple(snr)
-        if self.snr[0] > self.snr[1]:
-            raise InputError(f"the SNR range must be LO HI with LO <= HI, got {self.snr}")
-        self.noise = None
-        if noise is not None:
-            from avspeech.datasets.noise import NoiseSet
-
-            self.noise = NoiseSet(noise, "train" if train else "test")
+        self.snr = check_snr(snr)
+        self.noise = NoiseSet(noise, "train" if train else "test") if noise is not None else None
         self.lip_transform = LipTransform(train=train)
         self.features = audio_features(features)  # the model's (EncoderConfig.audio_features)
         self.epoch = 0
