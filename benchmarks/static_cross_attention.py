@@ -12,6 +12,7 @@ Writes ``benchmarks/results/static/cross_attention_static.csv`` (one row per con
 
     python benchmarks/static_cross_attention.py                  # the full table (several minutes)
     python benchmarks/static_cross_attention.py --sample --out /tmp/static   # a few configurations (the test)
+    python benchmarks/static_cross_attention.py --tiles large --head-dims 128 --kernels bwd_dkdv --out /tmp/s
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "static"
 TARGETS = (90, 80)
 # The package's training crop: 500 frames at 25 Hz (not a multiple of 16, as most real lengths are not).
 B, H, L = 2, 12, 500
+KERNELS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv")  # _cross_attn_<name>_kernel
 ELEMENTWISE = {"_cross_attn_bwd_delta_kernel"}  # kernels without matrix products (no MMA expected)
 
 
@@ -66,11 +68,16 @@ def all_configs() -> list[Config]:
                                                   (True, False))]
 
 
-def sample_configs() -> list[Config]:
-    """The shipped table's targeted case (bf16, Dh 64, window and bias, both directions) in both backward
-    forms: 5 distinct builds per target."""
-    return [Config(ca.DEFAULT_TILES, 64, "bfloat16", True, True, "both", True),
-            Config(ca.DEFAULT_TILES, 64, "bfloat16", True, True, "both", False)]
+def sample_configs() -> list[tuple[Config, set[str] | None]]:
+    """What the test builds, on both targets: the shipped table's targeted case (bf16, Dh 64, window and bias,
+    both directions) in both backward forms (every kernel), and the dk/dv kernel of the atomic-dq backward of
+    "large" at Dh 128 and "narrow" at Dh 64 with window and bias, the builds that spilled most before the tables
+    were made per target (up to 3 KB). Pairs of (configuration, kernels to build; None for all)."""
+    dkdv = {"_cross_attn_bwd_dkdv_kernel"}
+    return [(Config(ca.DEFAULT_TILES, 64, "bfloat16", True, True, "both", True), None),
+            (Config(ca.DEFAULT_TILES, 64, "bfloat16", True, True, "both", False), None),
+            (Config("large", 128, "bfloat16", True, True, "both", False), dkdv),
+            (Config("narrow", 64, "bfloat16", True, True, "both", False), dkdv)]
 
 
 def launches_of(cfg: Config, cap: int) -> list[Launch]:
@@ -124,9 +131,11 @@ def _build_unique(i: int) -> BuildReport:
     return build(launch, cap, needs_mma=launch.name not in ELEMENTWISE)
 
 
-def _collect(configs: list[Config], targets) -> tuple[list, dict]:
-    """Every (target, config, launch), and each distinct specialization's index in ``_UNIQUE``."""
-    todo = [(cap, cfg, launch) for cap in targets for cfg in configs for launch in launches_of(cfg, cap)]
+def _collect(configs: list[tuple[Config, set[str] | None]], targets) -> tuple[list, dict]:
+    """Every (target, config, launch) of the kernels named with each config (None: all), and each distinct
+    specialization's index in ``_UNIQUE``."""
+    todo = [(cap, cfg, launch) for cap in targets for cfg, kernels in configs for launch in launches_of(cfg, cap)
+            if kernels is None or launch.name in kernels]
     index: dict[tuple, int] = {}
     _UNIQUE.clear()
     for cap, _, launch in todo:
@@ -148,15 +157,15 @@ def _each_unique(fn, jobs: int) -> list:
 def warm(jobs: int, limit: int | None = None) -> int:
     """Compile what the shapes benchmark will launch on sm_90 into Triton's cache (no reports): the GPU session
     then launches from the cache instead of compiling ~90 kernels one after another. ``limit``: the first few."""
-    _collect(warm_configs(), (90,))
+    _collect([(c, None) for c in warm_configs()], (90,))
     del _UNIQUE[limit:]
     _each_unique(_compile_unique, jobs)
     return len(_UNIQUE)
 
 
-def run(configs: list[Config], targets=TARGETS, jobs: int = 1) -> list[dict]:
-    """Rows: one per (target, configuration, kernel launched); identical specializations are built once, by
-    ``jobs`` forked processes."""
+def run(configs: list[tuple[Config, set[str] | None]], targets=TARGETS, jobs: int = 1) -> list[dict]:
+    """Rows: one per (target, configuration, kernel launched, of those named with the configuration; None: all);
+    identical specializations are built once, by ``jobs`` forked processes."""
     todo, index = _collect(configs, targets)
     reports = _each_unique(_build_unique, jobs)
     rows = []
@@ -182,6 +191,14 @@ def markdown(rows: list[dict]) -> str:
            f"{__import__('triton').__version__}'s ptxas. Written by `benchmarks/static_cross_attention.py`. "
            "`ok`: 0 spills, shared memory within the target's limit, tensor-core MMA "
            "(wgmma on sm_90a, mma on sm_80).", ""]
+    counts = {}
+    for r in rows:
+        n = counts.setdefault((r["target"], r["tiles"]), [0, 0])
+        n[0] += bool(r["ok"])
+        n[1] += 1
+    out += ["| target | tiles | ok / builds |", "|---|---|---|"]
+    out += [f"| {t} | `{v}` | {ok}/{n} |" for (t, v), (ok, n) in sorted(counts.items())]
+    out += [f"| all | | {sum(c[0] for c in counts.values())}/{len(rows)} |", ""]
     head = ("| config | kernel | tiles | warps/stages | regs | spills (st/ld B) | smem KB | div16 args | MMA | ok |")
     for (target, tiles), group in itertools.groupby(sorted(rows, key=lambda r: (r["target"], r["tiles"])),
                                                     key=lambda r: (r["target"], r["tiles"])):
@@ -203,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", action="store_true", help="a few configurations only (what the test runs)")
     ap.add_argument("--targets", type=int, nargs="+", choices=TARGETS, default=list(TARGETS))
     ap.add_argument("--tiles", nargs="+", choices=sorted(ca.TILE_VARIANTS), help="only these tile variants")
+    ap.add_argument("--head-dims", type=int, nargs="+", choices=(64, 128), help="only these head dims")
+    ap.add_argument("--kernels", nargs="+", choices=KERNELS, help="only these kernels")
     ap.add_argument("--jobs", type=int, default=1, help="build processes (default 1)")
     ap.add_argument("--warm", action="store_true", help="only compile what bench_cross_attention_shapes.py "
                     "launches on sm_90 into Triton's cache (the GPU session's first step; no table)")
@@ -212,9 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm:
         print(f"compiled {warm(args.jobs, args.limit)} kernels for sm_90a into Triton's cache")
         return 0
-    configs = sample_configs() if args.sample else all_configs()
-    if args.tiles:
-        configs = [c for c in configs if c.tiles in args.tiles]
+    configs = sample_configs() if args.sample else [(c, None) for c in all_configs()]
+    kernels = None if args.kernels is None else {f"_cross_attn_{k}_kernel" for k in args.kernels}
+    configs = [(c, kernels if k is None else k & (kernels or k)) for c, k in configs
+               if (not args.tiles or c.tiles in args.tiles) and (not args.head_dims or c.head_dim in args.head_dims)]
     rows = run(configs, args.targets, args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(args.out / "cross_attention_static.csv", rows)

@@ -504,49 +504,111 @@ def _cross_attn_bwd_dkdv_kernel(
 # ----------------------------------------------------------------------------------------------------------
 
 # Tile sizes, warps and pipeline stages per pass: ``pass -> (BLOCK_M, BLOCK_N, num_warps, num_stages)``, delta ->
-# (BLOCK_M, num_warps). BLOCK_M tiles queries, BLOCK_N keys (dk/dv: one program per key block). The named sets
-# below are the variants to time on the first GPU (benchmarks/gpu_session.sh). Built as launched
-# (benchmarks/static_cross_attention.py, table in benchmarks/results/static/): "shipped" is clean on sm_90a in
-# every configuration (0 spills, wgmma, shared memory within the limit); "large" and "narrow" spill in dk/dv at
-# Dh 128 and with atomic dq; on sm_80 dk/dv spills in every variant at Dh 64 (8-48 B shipped). None is tuned yet:
-# "shipped" is the table chosen without a GPU; "large" the larger spill-free tiles (more work per program, fewer
-# n32 wgmmas in the backward); "narrow" 64-row tiles, which waste less of each tile on narrow windows (a 1 s window
-# at 25 Hz is 51 keys). fp32 (IEEE dots, a correctness path) has one table whatever the name. The interpreter gets
-# 16 x 16 tiles unless a variant is named, so small test shapes still cross several blocks.
-_INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), delta=(16, 1))
-_FP32_CONFIG = {64: dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), delta=(64, 4)),
-                256: dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), delta=(64, 4))}
-TILE_VARIANTS: dict[str, dict[int, dict[str, tuple[int, ...]]]] = {  # name -> largest head dim -> passes
-    "shipped": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(32, 128, 8, 3), delta=(128, 4)),
-                256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), delta=(128, 4))},
-    "large": {64: dict(fwd=(128, 128, 8, 3), dq=(128, 64, 8, 3), dkdv=(64, 128, 8, 3), delta=(128, 4)),
-              256: dict(fwd=(128, 64, 8, 3), dq=(128, 64, 8, 2), dkdv=(64, 128, 8, 2), delta=(128, 4))},
-    "narrow": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 64, 4, 3), dkdv=(64, 64, 4, 3), delta=(64, 4)),
-               256: dict(fwd=(64, 64, 4, 2), dq=(64, 32, 4, 2), dkdv=(32, 64, 4, 2), delta=(64, 4))},
+# (BLOCK_M, num_warps); ``dkdv_atomic`` is the dk/dv pass of the atomic-dq backward (``deterministic=False``),
+# which holds more per program than ``dkdv``. BLOCK_M tiles queries, BLOCK_N keys (dk/dv: one program per key
+# block). The named sets below are the variants to time on the first GPU (benchmarks/gpu_session.sh), one table per
+# target class (:func:`arch_class`: "sm90" Hopper, "sm80" every other GPU), then per largest head dim. None is tuned
+# yet: "shipped" is the table chosen without a GPU; "large" larger tiles (more work per program, fewer n32 wgmmas in
+# the backward); "narrow" 64-row tiles, which waste less of each tile on narrow windows (a 1 s window at 25 Hz is 51
+# keys). fp32 (IEEE dots, a correctness path) has one table whatever the name. The interpreter gets 16 x 16 tiles
+# unless a variant is named, so small test shapes still cross several blocks.
+#
+# Every entry builds as launched with 0 spills, shared memory within one block's limit and tensor-core MMA, in
+# every configuration the dispatcher can pick (benchmarks/static_cross_attention.py; the table is
+# benchmarks/results/static/). Window + bias is the costliest configuration everywhere (per-row window bounds and
+# the distance tile stay live) and the atomic-dq dk/dv pass holds a fifth product and its dq tile, so where the
+# first choice spilled there, the entry is the closest smaller one that builds clean in all configurations:
+# - "shipped" sm90 is the original table (clean); its dk/dv of the atomic backward is the same tiles.
+# - sm80 (mma.sync keeps operands and accumulators in registers, so tiles that fit on sm90 spill): dk/dv at Dh 64
+#   needs 16-query steps (32 x 128 and 32 x 64 spilled 24-68 B with window + bias); the atomic dk/dv 16 x 64
+#   (16 x 128 spilled 396 B). "large" loses the 128 x 128 forward (64 B; at Dh 128 128 x 64 24 B), the 128 x 64
+#   dq (16 B; at Dh 128 128 x 32 92 B and 64 x 64 112 B) and the 64 x 128 dk/dv: on sm80 it equals "shipped" at
+#   Dh 64 and differs at Dh 128 only by 32 x 64 dk/dv. "narrow" keeps its 64-row forward and dq programs (dq with
+#   32-key steps) and 64-key dk/dv programs (16-query steps at Dh 64); at Dh 128 it takes 8 warps instead of 4
+#   (4 spilled 32-392 B).
+# - sm90 "large" keeps 128-key dk/dv programs but with 32-query steps (64 x 128 spilled 120-3224 B at Dh 128 and
+#   with atomic dq); its atomic dk/dv at Dh 128 is 16 x 64 (32 x 128, 64 x 64, 32 x 64 and 16 x 128 all spilled
+#   48-2080 B), as is "narrow"'s (32 x 64 spilled 48 B); "narrow"'s atomic dk/dv at Dh 64 takes 32-query steps
+#   (64 x 64 spilled 56-1260 B) and its dk/dv at Dh 128 8 warps (4 spilled 12 B).
+_INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), dkdv_atomic=(16, 16, 1, 1),
+                         delta=(16, 1))
+_FP32_CONFIG = {64: dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
+                         delta=(64, 4)),
+                256: dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), dkdv_atomic=(32, 32, 8, 1),
+                          delta=(64, 4))}
+TileTable = dict[int, dict[str, tuple[int, ...]]]  # largest head dim -> pass -> tiles
+TILE_VARIANTS: dict[str, dict[str, TileTable]] = {  # name -> target class -> table
+    "shipped": {
+        "sm90": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(32, 128, 8, 3), dkdv_atomic=(32, 128, 8, 3),
+                          delta=(128, 4)),
+                 256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                           delta=(128, 4))},
+        "sm80": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
+                          delta=(128, 4)),
+                 256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                           delta=(128, 4))},
+    },
+    "large": {
+        "sm90": {64: dict(fwd=(128, 128, 8, 3), dq=(128, 64, 8, 3), dkdv=(64, 128, 8, 3), dkdv_atomic=(32, 128, 8, 3),
+                          delta=(128, 4)),
+                 256: dict(fwd=(128, 64, 8, 3), dq=(128, 64, 8, 2), dkdv=(32, 128, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                           delta=(128, 4))},
+        "sm80": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
+                          delta=(128, 4)),
+                 256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
+                           delta=(128, 4))},
+    },
+    "narrow": {
+        "sm90": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 64, 4, 3), dkdv=(64, 64, 4, 3), dkdv_atomic=(32, 64, 4, 3),
+                          delta=(64, 4)),
+                 256: dict(fwd=(64, 64, 4, 2), dq=(64, 32, 4, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                           delta=(64, 4))},
+        "sm80": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 32, 4, 3), dkdv=(16, 64, 4, 3), dkdv_atomic=(16, 64, 4, 3),
+                          delta=(64, 4)),
+                 256: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
+                           delta=(64, 4))},
+    },
 }
 DEFAULT_TILES = "shipped"
+ARCH_CLASSES = ("sm90", "sm80")
 
 
-def _by_head_dim(table: dict[int, dict], head_dim: int) -> dict[str, tuple[int, ...]]:
+def arch_class(t: Tensor) -> str:
+    """The tile table's target class for a launch on inputs like ``t``: ``"sm90"`` on compute capability 9.x
+    (Hopper), ``"sm80"`` on any other GPU (the smaller tiles, checked on sm_80). A CUDA tensor asks its own
+    device; a CPU tensor (a launch under :mod:`.launch_capture`) the target of Triton's active driver; under the
+    interpreter ``"sm90"`` (tile sizes there only decide how many blocks the tests cross)."""
+    if t.is_cuda:
+        major = torch.cuda.get_device_capability(t.device)[0]
+    elif INTERPRET:
+        return "sm90"
+    else:
+        major = triton.runtime.driver.active.get_current_target().arch // 10
+    return "sm90" if major == 9 else "sm80"
+
+
+def _by_head_dim(table: TileTable, head_dim: int) -> dict[str, tuple[int, ...]]:
     return next(cfg for limit, cfg in sorted(table.items()) if head_dim <= limit)
 
 
-def _gpu_config(head_dim: int, dtype: torch.dtype, tiles: str | None = None) -> dict[str, tuple[int, ...]]:
-    """The tile table of variant ``tiles`` (default :data:`DEFAULT_TILES`) for this head dim and dtype."""
+def _gpu_config(head_dim: int, dtype: torch.dtype, tiles: str | None = None,
+                arch: str = "sm90") -> dict[str, tuple[int, ...]]:
+    """The tile table of variant ``tiles`` (default :data:`DEFAULT_TILES`) for target class ``arch`` (see
+    :func:`arch_class`), this head dim and dtype."""
     name = DEFAULT_TILES if tiles is None else tiles
     if name not in TILE_VARIANTS:
         raise ValueError(f"unknown tile variant {name!r}; choose from {sorted(TILE_VARIANTS)}")
     if dtype == torch.float32:
         return _by_head_dim(_FP32_CONFIG, head_dim)
-    return _by_head_dim(TILE_VARIANTS[name], head_dim)
+    return _by_head_dim(TILE_VARIANTS[name][arch], head_dim)
 
 
 def _config(q: Tensor, tiles: str | None = None) -> dict[str, tuple[int, ...]]:
-    """The launch table for ``q``: the interpreter's small tiles unless a variant is named, else the GPU's (also
-    for CPU tensors when the real compiler runs, as in :mod:`.launch_capture`)."""
+    """The launch table for ``q``: the interpreter's small tiles unless a variant is named, else the GPU's for
+    ``q``'s target class (also for CPU tensors when the real compiler runs, as in :mod:`.launch_capture`)."""
     if INTERPRET and tiles is None:
         return _INTERPRET_CONFIG
-    return _gpu_config(q.shape[-1], q.dtype, tiles)
+    return _gpu_config(q.shape[-1], q.dtype, tiles, arch_class(q))
 
 
 @functools.lru_cache(maxsize=64)
@@ -679,7 +741,7 @@ def _backward(do_a, do_v, q_a, k_a, v_a, q_v, k_v, v_v, out_a, out_v, lse_a, lse
         rows_v = (torch.zeros((3, B, H, Lv), dtype=torch.float32, device=dev) if has_bias and both
                   else rows_a)
 
-    block_m, block_n, warps, stages = cfg["dkdv"]
+    block_m, block_n, warps, stages = cfg["dkdv" if deterministic else "dkdv_atomic"]
     dk_v, dv_v = _new_output(k_v), _new_output(k_v)
     dk_a, dv_a = (_new_output(q_a), _new_output(q_a)) if both else (None, None)
     # the window relation is symmetric: the lip queries of an audio key are the lip keys of that audio query
