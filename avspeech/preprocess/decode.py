@@ -164,8 +164,6 @@ def _pyav_frames(path: str | Path, last: int, rotation: int) -> SourceFrames:
                     count += 1
                     if count > last:
                         return
-        except InputError:
-            raise
         except Exception as e:
             raise InputError(f"video is truncated or corrupt: decoding stopped at frame {count} of {last + 1} "
                              f"needed ({_first_line(e)})", path) from e
