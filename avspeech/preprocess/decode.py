@@ -315,17 +315,11 @@ class FrameStream:
 
 def decode_audio(path: str | Path, num_samples: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The audio stream as float32 mono at ``sample_rate``, cut or zero-padded to ``num_samples`` (AAC decoders
-    add up to 1024 trailing samples; the video's duration decides)."""
-    import decord
+    add up to 1024 trailing samples; the video's duration decides); decoded as a stream
+    (:func:`avspeech.io.media.read_audio`)."""
+    from avspeech.io.media import read_audio
 
-    try:
-        ar = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=sample_rate, mono=True)
-        audio = np.asarray(ar[:].asnumpy(), dtype=np.float32).reshape(-1)
-    except Exception as e:
-        raise InputError(f"cannot decode audio ({_first_line(e)})", path) from e
-    if audio.size >= num_samples:
-        return np.ascontiguousarray(audio[:num_samples])
-    return np.concatenate([audio, np.zeros(num_samples - audio.size, np.float32)])
+    return read_audio(path, sample_rate, num_samples)
 
 
 def decode_clip(path: str | Path, fps: float = FPS, sample_rate: int = SAMPLE_RATE, stream: bool | None = False,
