@@ -27,6 +27,22 @@ def test_fill_gaps_interpolates_linearly():
     np.testing.assert_array_equal(observed, [1, 0, 1, 0, 0, 1])
 
 
+def test_fill_gaps_equals_np_interp_and_releases_the_list():
+    """Bit for bit what np.interp gives per coordinate (the implementation before the in-place one); with
+    ``release`` the per-frame list is emptied as it is copied."""
+    rng = np.random.default_rng(3)
+    frames = np.sort(rng.choice(np.arange(100, 160), 25, replace=False))
+    lm = rng.normal(900, 300, (25, 468, 2))
+    span = np.arange(frames[0], frames[-1] + 1)
+    flat = lm.reshape(25, -1)
+    ref = np.stack([np.interp(span, frames, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(-1, 468, 2)
+    per_frame = list(lm)
+    filled, observed = fill_gaps(list(frames), per_frame, release=True)
+    np.testing.assert_array_equal(filled, ref)
+    np.testing.assert_array_equal(observed, np.isin(span, frames))
+    assert per_frame == [None] * 25
+
+
 def test_smooth_keeps_linear_motion_and_averages_noise():
     t = np.arange(50, dtype=float)[:, None]
     np.testing.assert_allclose(smooth(3 * t + 1, 11)[5:-5], (3 * t + 1)[5:-5])

@@ -51,21 +51,28 @@ AVHUBERT_MEAN_FACE = np.array([[92.52245552947952, 94.36876013925871], [112.7724
                                [128.87017960974802, 137.30253355584708]])  # the file's float64 values
 
 
-def fill_gaps(frames: list[int] | np.ndarray, landmarks: list[np.ndarray] | np.ndarray
+def fill_gaps(frames: list[int] | np.ndarray, landmarks: list[np.ndarray] | np.ndarray, *, release: bool = False
               ) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks on every frame from the first to the last observed one: (L, N, 2) with missing frames linearly
-    interpolated, and ``observed`` (L,) bool."""
+    interpolated between the observed frames around them (the values of ``np.interp``), and ``observed`` (L,)
+    bool. With ``release`` and a list of per-frame arrays, each list entry is set to None once copied, so a long
+    track's landmarks are held once, not twice, while the array is built."""
     frames = np.asarray(frames, np.int64)
-    lm = np.asarray(landmarks, np.float64)  # (F, N, 2)
-    span = np.arange(frames[0], frames[-1] + 1)
-    observed = np.isin(span, frames)
-    if observed.all():
-        return lm.copy(), observed
-    flat = lm.reshape(len(frames), -1)  # (F, N*2)
-    filled = np.empty((len(span), flat.shape[1]))
-    for j in range(flat.shape[1]):
-        filled[:, j] = np.interp(span, frames, flat[:, j])
-    return filled.reshape(len(span), *lm.shape[1:]), observed
+    first = np.asarray(landmarks[0], np.float64)
+    span = frames[-1] - frames[0] + 1
+    filled = np.empty((span,) + first.shape)
+    for k, t in enumerate(frames):
+        filled[t - frames[0]] = landmarks[k]
+        if release and isinstance(landmarks, list):
+            landmarks[k] = None
+    observed = np.zeros(span, bool)
+    observed[frames - frames[0]] = True
+    for k in np.nonzero(np.diff(frames) > 1)[0]:  # a gap between observed frames a and b
+        a, b = frames[k] - frames[0], frames[k + 1] - frames[0]
+        slope = (filled[b] - filled[a]) / float(b - a)
+        steps = np.arange(1, b - a, dtype=np.float64).reshape((-1,) + (1,) * first.ndim)
+        filled[a + 1:b] = slope * steps + filled[a]
+    return filled, observed
 
 
 def smooth(x: np.ndarray, window: int) -> np.ndarray:

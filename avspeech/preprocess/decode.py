@@ -8,7 +8,8 @@ with no bound: when the caller is slower than the decoder, as tracking is, it bu
 
 Memory: :func:`decode_clip` keeps a clip's frames in memory only when they take at most ``in_memory_mb``;
 otherwise ``frames`` is a :class:`FrameStream` that decodes on demand and holds a few frames, optionally
-downscaled (``max_side``) for the stages that do not need full resolution. Frames larger than
+downscaled (``max_side``) for the stages that do not need full resolution, and hands the freed frames' memory back
+to the system as it goes (:mod:`avspeech.io.heap`). Frames larger than
 :data:`MAX_FRAME_SIDE` are refused up front (:func:`check_frame_size`).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from avspeech.errors import InputError
+from avspeech.io.heap import TRIM_EVERY, trim_heap
 from avspeech.timebase import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -276,6 +278,8 @@ class FrameStream:
                 raise InputError(f"video is truncated or corrupt: stopped before source frame {want}",
                                  self.path) from None
             self._src += 1
+            if self._src % TRIM_EVERY == 0:  # freed frames go back to the system (avspeech.io.heap)
+                trim_heap()
             if self._src == want:
                 self._frame = self._scaled(frame)
         return self._frame

@@ -6,16 +6,9 @@ fed a square crop around where the face was. Coordinates go back to the frame th
 Both may be given a downscaled copy of a large frame with the full frame's ``size``: boxes and landmarks are
 then in full-resolution pixels all the same (the crop is warped from the copy through the composed map).
 Both models ship inside the mediapipe wheel; nothing is downloaded.
-
-Memory: every ``process()`` call of MediaPipe's Python solutions leaves a reference cycle behind (its result type
-is a namedtuple class built per call, holding that call's outputs), which only the cyclic garbage collector frees.
-CPython runs full collections more rarely as a long clip's tracks grow, so on 1080p the uncollected results grew
-by about 2.5 MB per frame between collections (a saw-tooth up to 2.5 GB at 60 s). :func:`_processed` collects
-every :data:`COLLECT_EVERY` calls, which bounds that memory and changes no result.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -28,19 +21,6 @@ log = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 468  # FaceMesh without iris refinement
 _BLANK = np.zeros((64, 64, 3), np.uint8)
-COLLECT_EVERY = 100  # MediaPipe calls between two garbage collections (module docstring)
-_calls = 0
-
-
-def _processed(solution, image: np.ndarray):
-    """``solution.process(image)``, with a garbage collection every :data:`COLLECT_EVERY` calls."""
-    global _calls
-    res = solution.process(image)
-    _calls += 1
-    if _calls >= COLLECT_EVERY:
-        _calls = 0
-        gc.collect()
-    return res
 
 
 def _quiet_mediapipe() -> None:
@@ -89,7 +69,7 @@ class FaceDetector:
                                                     interpolation=cv2.INTER_AREA)
         if size is not None:
             w, h = size
-        res = _processed(self._det, img)
+        res = self._det.process(img)
         boxes, scores = [], []
         for d in res.detections or []:
             bb = d.location_data.relative_bounding_box
@@ -143,7 +123,7 @@ class FaceMeshTracker:
         warp = m if up is None else m @ np.vstack([up, [0, 0, 1]])
         crop = cv2.warpAffine(frame, warp, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
-        res = _processed(self._mesh, crop)
+        res = self._mesh.process(crop)
         if not res.multi_face_landmarks:
             return None
         pts = np.array([(p.x, p.y) for p in res.multi_face_landmarks[0].landmark], np.float64)

@@ -128,7 +128,7 @@ class Preprocessor:
             if r.end - r.start + 1 < cfg.min_track_frames:
                 continue
             start, end = r.start, r.end
-            lm, observed = fill_gaps(r.frames, r.landmarks)
+            lm, observed = fill_gaps(r.frames, r.landmarks, release=True)
             del r
             tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size, cfg.roi_geometry)
             rois = None if streamed else crop_rois(frames[start:end + 1], tf, cfg.roi_size)
