@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from avspeech.errors import InputError
+from avspeech.io.heap import trim_heap
 from avspeech.preprocess.align import LIP_POINTS, crop_rois, fill_gaps, roi_transforms
 from avspeech.preprocess.config import PreprocessConfig
 from avspeech.preprocess.decode import DecodedClip, FrameStream, decode_clip
@@ -130,6 +131,7 @@ class Preprocessor:
             start, end = r.start, r.end
             lm, observed = fill_gaps(r.frames, r.landmarks, release=True)
             del r
+            trim_heap()  # the per-frame arrays just freed go back to the system (avspeech.io.heap)
             tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size, cfg.roi_geometry)
             rois = None if streamed else crop_rois(frames[start:end + 1], tf, cfg.roi_size)
             boxes = np.stack([landmark_box(x) for x in lm])
