@@ -1,10 +1,16 @@
 """Preprocessing throughput: input frames/s per worker on 640x480 synthetic clips, one and two faces.
 
     python benchmarks/bench_preprocess.py [--clips 6] [--workers 1 2] [--data DIR]
+    python benchmarks/bench_preprocess.py --against DIR [--rounds 4]   # side by side with another checkout
 
 1. Stage split (one process pinned to one core): decode, detection, landmarks, alignment, writing, in ms per
    input frame, from the pipeline's own timers, over every clip.
 2. Worker scaling: the whole ``preprocess`` batch (as the command runs it) with N worker processes, wall time.
+
+3. With ``--against DIR`` (a checkout of another commit, e.g. ``git worktree add DIR COMMIT``): only the stage
+   split, of this checkout and of that one alternately in child processes (``PYTHONPATH=DIR`` for the other),
+   ``--rounds`` times on the same clips, so both see the same machine; the median of the paired ratios of frames
+   per CPU-second goes to benchmarks/results/preprocess_side_by_side.{csv,png}.
 
 Appends rows to benchmarks/results/preprocess.csv and draws benchmarks/results/preprocess.png. Clips come from
 ``avspeech.synth`` (25 fps, 640x480 by default), made once into --data (a temporary folder if not given).
@@ -125,7 +131,73 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _split_child(folder: Path, tree: str | None) -> dict:
+    """The stage split of ``folder`` in a child process importing avspeech from ``tree`` (None: this checkout)."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if tree:
+        env["PYTHONPATH"] = str(Path(tree).resolve())
+    out = subprocess.run([sys.executable, __file__, "--split-only", str(folder)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def side_by_side(data: Path, args) -> None:
+    import statistics
+
+    rows = []
+    for faces in args.faces:
+        folder = make_clips(data, faces, args.clips, args.seed)
+        for r in range(1, args.rounds + 1):
+            for code, tree in (("against", args.against), ("this", None)):
+                res = _split_child(folder, tree)
+                rows.append({"round": r, "faces": faces, "code": code, "tree": tree or str(Path(__file__).parents[1]),
+                             "loadavg": f"{os.getloadavg()[0]:.2f}", "frames": res["frames"],
+                             "frames_per_cpu_s": f"{res['frames'] / res['cpu']:.1f}",
+                             **{f"{s}_ms_per_frame": f"{1e3 * res['split'][s] / res['frames']:.3f}" for s in STAGES}})
+                print(f"{faces} face(s) round {r} {code}: {rows[-1]['frames_per_cpu_s']} frames/CPU-s", flush=True)
+    path = RESULTS / "preprocess_side_by_side.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k, faces in enumerate(args.faces):
+        pairs = [(float(a["frames_per_cpu_s"]), float(b["frames_per_cpu_s"]))
+                 for a, b in zip(rows[::2], rows[1::2]) if a["faces"] == faces]
+        ratio = statistics.median(b / a for a, b in pairs)
+        print(f"{faces} face(s): this / against = {ratio:.3f} (median of {len(pairs)} paired rounds)")
+        ax.scatter([a for a, _ in pairs], [b for _, b in pairs], color=f"C{k}",
+                   label=f"{faces} face(s): median ratio {ratio:.2f}")
+    lo, hi = ax.get_xlim()
+    ax.plot([lo, hi], [lo, hi], ":", color="gray")
+    ax.set_xlabel(f"against ({Path(args.against).name}): frames per CPU-s")
+    ax.set_ylabel("this checkout: frames per CPU-s")
+    ax.set_title("Preprocessing, one core, paired rounds (640x480)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=110)
+    print(f"wrote {path} and {path.with_suffix('.png')}")
+
+
 def main() -> None:
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--split-only":  # the child of --against
+        import json
+
+        frames, split, cpu = stage_split(Path(sys.argv[2]))
+        print(json.dumps({"frames": frames, "split": split, "cpu": cpu}))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=6, help="clips per face count")
     ap.add_argument("--faces", type=int, nargs="+", default=[1, 2])
@@ -133,7 +205,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None, help="folder to keep the synthetic clips in (default: temporary)")
     ap.add_argument("--csv", default=str(RESULTS / "preprocess.csv"))
+    ap.add_argument("--against", default=None, help="another checkout: stage splits side by side (item 3)")
+    ap.add_argument("--rounds", type=int, default=4, help="paired rounds with --against")
     args = ap.parse_args()
+    if args.against:
+        data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
+        try:
+            return side_by_side(data, args)
+        finally:
+            if not args.data:
+                shutil.rmtree(data, ignore_errors=True)
 
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
     common = dict(date=time.strftime("%Y-%m-%d %H:%M"), host=platform.node(), cpus=os.cpu_count(),
