@@ -201,3 +201,31 @@ def test_shipped_checkpoints_say_they_know_synthetic_speech_only(tmp_path):
     assert not synthetic_only(other) and synthetic_note(other, "x") is None
     (other / "config.json").write_text('{"kind": "separation", "recipe": {"trained_on_synthetic_only": true}}')
     assert synthetic_only(other)
+
+
+def test_array_file_append_take_and_errors(tmp_path):
+    """Landmark rows as the tracker logs them: appended, read back one at a time, by slices and by lists of rows
+    (runs read at once), exactly; pre-sized rows never written read as zeros; wrong shapes are refused."""
+    from avspeech.io.arrayfile import ArrayFile
+
+    rng = np.random.default_rng(1)
+    rows = rng.normal(500, 200, (11, 468, 2))
+    with ArrayFile((468, 2), np.float64, folder=tmp_path) as f:
+        assert [f.append(r) for r in rows] == list(range(11))
+        assert f.shape == (11, 468, 2) and len(f) == 11
+        np.testing.assert_array_equal(f[4], rows[4])
+        np.testing.assert_array_equal(f[-1], rows[10])
+        np.testing.assert_array_equal(f[2:9], rows[2:9])
+        pick = [7, 8, 9, 0, 3, 3, 4]
+        np.testing.assert_array_equal(f.take(pick), rows[pick])
+        with pytest.raises(ValueError, match="shape"):
+            f.append(rows[0, :5])
+        with pytest.raises(TypeError, match="row number or a slice"):
+            f[:, 3]
+        with pytest.raises(IndexError):
+            f.take([11])
+    g = ArrayFile((3,), np.float32, 4, tmp_path)
+    g[1] = [1, 2, 3]
+    np.testing.assert_array_equal(np.asarray(g), [[0, 0, 0], [1, 2, 3], [0, 0, 0], [0, 0, 0]])
+    g.close()
+

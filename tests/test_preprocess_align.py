@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from avspeech.preprocess.align import (LIP_POINTS, MEAN_FACE, STABLE_POINTS, apply, crop_rois, fill_gaps,
-                                       roi_transforms, similarity, smooth)
+                                       iter_filled, roi_points, roi_transforms, similarity, smooth)
 
 
 def _sim(scale, angle, tx, ty):
@@ -27,20 +28,44 @@ def test_fill_gaps_interpolates_linearly():
     np.testing.assert_array_equal(observed, [1, 0, 1, 0, 0, 1])
 
 
-def test_fill_gaps_equals_np_interp_and_releases_the_list():
-    """Bit for bit what np.interp gives per coordinate (the implementation before the in-place one); with
-    ``release`` the per-frame list is emptied as it is copied."""
+def test_filled_landmarks_equal_np_interp_a_frame_at_a_time():
+    """Bit for bit what np.interp gives per coordinate; ``iter_filled`` asks for each observed frame once, in
+    order, and hands out one frame at a time (a long track is never held whole)."""
     rng = np.random.default_rng(3)
     frames = np.sort(rng.choice(np.arange(100, 160), 25, replace=False))
     lm = rng.normal(900, 300, (25, 468, 2))
     span = np.arange(frames[0], frames[-1] + 1)
     flat = lm.reshape(25, -1)
     ref = np.stack([np.interp(span, frames, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(-1, 468, 2)
-    per_frame = list(lm)
-    filled, observed = fill_gaps(list(frames), per_frame, release=True)
+    asked = []
+
+    def landmark(k):
+        asked.append(k)
+        return lm[k]
+
+    rows = iter_filled(list(frames), landmark)
+    first = next(rows)
+    assert asked == [0]  # nothing read ahead
+    np.testing.assert_array_equal(np.stack([first, *rows]), ref)
+    assert asked == list(range(25))
+    filled, observed = fill_gaps(list(frames), lm)
     np.testing.assert_array_equal(filled, ref)
     np.testing.assert_array_equal(observed, np.isin(span, frames))
-    assert per_frame == [None] * 25
+
+
+@pytest.mark.parametrize("geometry", ["avspeech", "avhubert"])
+def test_roi_transforms_from_the_roi_points_alone_equal_those_from_all_468(geometry):
+    """A long track keeps only the points the ROI reads (``roi_points``): same maps, bit for bit."""
+    rng = np.random.default_rng(5)
+    lm = rng.normal(0, 3, (40, 468, 2)) + _face_landmarks(_sim(2.0, 0.1, 300, 200), (128, 180))
+    cols = roi_points(geometry)
+    assert len(cols) < 70
+    want = roi_transforms(lm, 12, 96, geometry)
+    np.testing.assert_array_equal(roi_transforms(lm[:, cols], 12, 96, geometry, cols), want)
+    shuffled = rng.permutation(cols)  # columns in any order
+    np.testing.assert_array_equal(roi_transforms(lm[:, shuffled], 12, 96, geometry, shuffled), want)
+    with pytest.raises(ValueError, match="lack the points"):
+        roi_transforms(lm[:, cols[1:]], 12, 96, geometry, cols[1:])
 
 
 def test_smooth_keeps_linear_motion_and_averages_noise():

@@ -265,8 +265,9 @@ def load_record(out: str | Path, clip_id: str) -> dict | None:
 def write_track_record(out: str | Path, relpath: str, record: dict, decimals: dict[str, int] | None = None) -> None:
     """A track's per-frame record at ``relpath`` (its ``json`` in :func:`track_files`), compact JSON.
 
-    Array values are written a frame (row) at a time, each rounded to ``decimals[key]`` places if given, so a
-    long track's landmarks never exist as one list of Python floats; the bytes are those of ``json.dumps`` of
+    Array values (numpy arrays, or :class:`~avspeech.io.arrayfile.ArrayFile`) are written a frame (row) at a
+    time, each rounded to ``decimals[key]`` places if given, so a long track's landmarks never exist as one list
+    of Python floats (nor, from a file, as one array); the bytes are those of ``json.dumps`` of
     the record with every array rounded and turned into lists."""
     from avspeech.io.atomic import atomic_path
 
@@ -275,13 +276,15 @@ def write_track_record(out: str | Path, relpath: str, record: dict, decimals: di
     with atomic_path(Path(out) / relpath) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i, (key, value) in enumerate(record.items()):
             f.write(("{" if i == 0 else ",") + dump(key) + ":")
-            if not isinstance(value, np.ndarray):
+            if getattr(value, "ndim", 0) < 1:  # not an array (nor an ArrayFile)
                 f.write(dump(value))
                 continue
             f.write("[")
-            for j, row in enumerate(value):
-                row = np.round(row, decimals[key]) if key in decimals else row
-                f.write(("," if j else "") + dump(row.tolist()))
+            for s in range(0, len(value), 256):  # an array, or an ArrayFile read a block of rows at a time
+                block = np.asarray(value[s:s + 256])
+                block = np.round(block, decimals[key]) if key in decimals else block
+                for j, row in enumerate(block):
+                    f.write(("," if s + j else "") + dump(row.tolist()))
             f.write("]")
         f.write("}\n" if record else "{}\n")
 

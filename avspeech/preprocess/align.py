@@ -22,6 +22,8 @@ repeated here, black there).
 """
 from __future__ import annotations
 
+from typing import Callable, Iterator, Sequence
+
 import cv2
 import numpy as np
 
@@ -51,27 +53,30 @@ AVHUBERT_MEAN_FACE = np.array([[92.52245552947952, 94.36876013925871], [112.7724
                                [128.87017960974802, 137.30253355584708]])  # the file's float64 values
 
 
-def fill_gaps(frames: list[int] | np.ndarray, landmarks: list[np.ndarray] | np.ndarray, *, release: bool = False
+def iter_filled(frames: Sequence[int], landmark: Callable[[int], np.ndarray]) -> Iterator[np.ndarray]:
+    """Landmarks on every frame from the first to the last of ``frames`` (observed frame numbers, increasing), a
+    frame at a time: ``landmark(k)`` gives the k-th observed frame's (N, 2) (called once each, in order); a
+    frame between two observed ones is linearly interpolated (the values of ``np.interp``). Only the two
+    observed frames around a gap are held, so a long track's landmarks need not be in memory at once."""
+    prev_t, prev = None, None
+    for k, t in enumerate(frames):
+        cur = np.asarray(landmark(k), np.float64)
+        if prev_t is not None and t - prev_t > 1:
+            slope = (cur - prev) / float(t - prev_t)
+            for step in range(1, t - prev_t):
+                yield slope * float(step) + prev
+        yield cur
+        prev_t, prev = t, cur
+
+
+def fill_gaps(frames: Sequence[int] | np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks on every frame from the first to the last observed one: (L, N, 2) with missing frames linearly
-    interpolated between the observed frames around them (the values of ``np.interp``), and ``observed`` (L,)
-    bool. With ``release`` and a list of per-frame arrays, each list entry is set to None once copied, so a long
-    track's landmarks are held once, not twice, while the array is built."""
+    interpolated between the observed frames around them (:func:`iter_filled`), and ``observed`` (L,) bool."""
     frames = np.asarray(frames, np.int64)
-    first = np.asarray(landmarks[0], np.float64)
-    span = frames[-1] - frames[0] + 1
-    filled = np.empty((span,) + first.shape)
-    for k, t in enumerate(frames):
-        filled[t - frames[0]] = landmarks[k]
-        if release and isinstance(landmarks, list):
-            landmarks[k] = None
-    observed = np.zeros(span, bool)
+    filled = np.stack(list(iter_filled(frames, lambda k: landmarks[k])))
+    observed = np.zeros(len(filled), bool)
     observed[frames - frames[0]] = True
-    for k in np.nonzero(np.diff(frames) > 1)[0]:  # a gap between observed frames a and b
-        a, b = frames[k] - frames[0], frames[k + 1] - frames[0]
-        slope = (filled[b] - filled[a]) / float(b - a)
-        steps = np.arange(1, b - a, dtype=np.float64).reshape((-1,) + (1,) * first.ndim)
-        filled[a + 1:b] = slope * steps + filled[a]
     return filled, observed
 
 
@@ -117,9 +122,9 @@ def forward_smooth(x: np.ndarray, window: int) -> np.ndarray:
     return (c[lo + w] - c[lo]) / np.full(n, w).reshape(shape)
 
 
-def _avhubert_transforms(landmarks: np.ndarray, window: int, roi_size: int) -> np.ndarray:
-    stable = forward_smooth(landmarks[:, AVHUBERT_STABLE_POINTS], window)
-    mouth = landmarks[:, AVHUBERT_MOUTH_POINTS].mean(axis=1)
+def _avhubert_transforms(landmarks: np.ndarray, window: int, roi_size: int, pick) -> np.ndarray:
+    stable = forward_smooth(pick(AVHUBERT_STABLE_POINTS), window)
+    mouth = pick(AVHUBERT_MOUTH_POINTS).mean(axis=1)
     half = roi_size // 2
     out = np.empty((len(landmarks), 2, 3))
     for i in range(len(landmarks)):
@@ -130,16 +135,35 @@ def _avhubert_transforms(landmarks: np.ndarray, window: int, roi_size: int) -> n
     return out
 
 
-def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int = 96,
-                   geometry: str = "avspeech") -> np.ndarray:
-    """Affine maps (L, 2, 3) from frame pixels to ROI pixels for landmarks (L, 468, 2) on consecutive frames,
-    in this package's ``geometry`` or AV-HuBERT's ("avhubert")."""
+def roi_points(geometry: str = "avspeech") -> np.ndarray:
+    """The FaceMesh indices (sorted) that :func:`roi_transforms` reads in ``geometry``."""
     if geometry == "avhubert":
-        return _avhubert_transforms(landmarks, smooth_window, roi_size)
+        return np.union1d(AVHUBERT_STABLE_POINTS, AVHUBERT_MOUTH_POINTS)
     if geometry != "avspeech":
         raise ValueError(f"unknown ROI geometry {geometry!r} (choices: {', '.join(ROI_GEOMETRIES)})")
-    stable = smooth(landmarks[:, STABLE_POINTS], smooth_window)  # (L, 5, 2)
-    mouth = landmarks[:, LIP_POINTS].mean(axis=1)  # (L, 2), current frame
+    return np.union1d(STABLE_POINTS, LIP_POINTS)
+
+
+def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int = 96,
+                   geometry: str = "avspeech", columns: np.ndarray | None = None) -> np.ndarray:
+    """Affine maps (L, 2, 3) from frame pixels to ROI pixels for landmarks (L, 468, 2) on consecutive frames,
+    in this package's ``geometry`` or AV-HuBERT's ("avhubert"). ``columns``: the FaceMesh indices of the
+    points that ``landmarks`` holds when it holds only some, (L, len(columns), 2), e.g. ``roi_points(geometry)``
+    (a long track's landmarks without the other 400-odd points)."""
+    need = roi_points(geometry)
+    if columns is None:
+        pick = lambda idx: landmarks[:, idx]  # noqa: E731
+    else:
+        columns = np.asarray(columns)
+        if not np.isin(need, columns).all():
+            raise ValueError(f"landmark columns lack the points {geometry!r} needs: "
+                             f"{sorted(set(need.tolist()) - set(columns.tolist()))}")
+        order = np.argsort(columns, kind="stable")
+        pick = lambda idx: landmarks[:, order[np.searchsorted(columns[order], idx)]]  # noqa: E731
+    if geometry == "avhubert":
+        return _avhubert_transforms(landmarks, smooth_window, roi_size, pick)
+    stable = smooth(pick(STABLE_POINTS), smooth_window)  # (L, 5, 2)
+    mouth = pick(LIP_POINTS).mean(axis=1)  # (L, 2), current frame
     out = np.empty((len(landmarks), 2, 3))
     for i in range(len(landmarks)):
         m = similarity(stable[i], MEAN_FACE)

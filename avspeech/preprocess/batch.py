@@ -45,19 +45,20 @@ def _init_worker() -> None:
 def process_one(item: ClipInput, out: str, config: PreprocessConfig) -> dict:
     """Decode, track and write one clip; return its record. Raises InputError for a bad file.
 
-    A clip whose frames take more than ``config.in_memory_mb`` is streamed, its ROIs waiting in temporary files
-    (:class:`~avspeech.pipeline.tracks.RoiFile`) until they are written, so memory does not grow with it."""
-    from avspeech.pipeline.tracks import RoiFile
+    A clip whose frames take more than ``config.in_memory_mb`` is streamed, its tracks' ROIs and landmarks
+    waiting in temporary files (:class:`~avspeech.io.arrayfile.ArrayFile`) until they are written, so memory
+    does not grow with it."""
+    from avspeech.io.arrayfile import ArrayFile
 
     pre = _preprocessor(config)
-    stores: list[RoiFile] = []
+    stores: list[ArrayFile] = []
 
-    def store(n: int, size: int) -> RoiFile:
-        stores.append(RoiFile(n, size))
+    def store(shape: tuple[int, ...], dtype) -> ArrayFile:
+        stores.append(ArrayFile(shape[1:], dtype, shape[0]))
         return stores[-1]
 
     try:
-        clip, result = pre.process_file(item.path, stream=None, roi_store=store)
+        clip, result = pre.process_file(item.path, stream=None, store=store)
         require_faces(result, item.path, config)
         t0 = time.perf_counter()
         result.timings["writing"] = 0.0

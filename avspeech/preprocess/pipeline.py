@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from avspeech.errors import InputError
-from avspeech.io.heap import trim_heap
-from avspeech.preprocess.align import LIP_POINTS, crop_rois, fill_gaps, roi_transforms
+from avspeech.io.arrayfile import ArrayFile
+from avspeech.preprocess.align import LIP_POINTS, crop_rois, iter_filled, roi_points, roi_transforms
 from avspeech.preprocess.config import PreprocessConfig
 from avspeech.preprocess.decode import DecodedClip, FrameStream, decode_clip
-from avspeech.preprocess.detect import FaceDetector, FaceMeshPool, landmark_box
+from avspeech.preprocess.detect import NUM_LANDMARKS, FaceDetector, FaceMeshPool, landmark_box
 from avspeech.preprocess.track import find_tracklets, link_tracklets
 
 
@@ -29,7 +29,9 @@ class FaceTrack:
     pixels (smoothing is applied to the alignment only, these are as found, gaps interpolated; None when the
     caller asked not to keep them); observed: (L,)
     False where the frame was interpolated; transforms: (L, 2, 3) affine maps frame pixels -> ROI pixels;
-    rois: (L, 96, 96) uint8 grayscale mouth ROIs; audio: (L * 640,) float32 16 kHz over the same span, or None.
+    rois: (L, 96, 96) uint8 grayscale mouth ROIs; audio: (L * 640,) float32 16 kHz over the same span (a view of
+    the clip's audio), or None. For a streamed clip given a ``store``, ``rois`` and ``landmarks`` are what the
+    store made (e.g. :class:`~avspeech.io.arrayfile.ArrayFile`, read by rows or slices).
     """
 
     index: int
@@ -54,6 +56,10 @@ class FaceTrack:
     def mouth(self) -> np.ndarray:
         """(L, 2) mouth centre (mean of the lip landmarks) in frame pixels."""
         return self.landmarks[:, LIP_POINTS].mean(axis=1)
+
+
+def _in_memory(shape: tuple[int, ...], dtype) -> np.ndarray:
+    return np.empty(shape, dtype)
 
 
 @dataclass
@@ -99,14 +105,18 @@ class Preprocessor:
 
     def process_frames(self, frames: np.ndarray, audio: np.ndarray | None = None,
                        timings: dict[str, float] | None = None, *, keep_landmarks: bool = True,
-                       track_audio: bool = True, roi_store=None) -> ClipTracks:
+                       track_audio: bool = True, store=None) -> ClipTracks:
         """Face tracks of ``frames`` (T, H, W, 3) RGB uint8 already on the ``config.fps`` grid, with the clip's
         ``audio`` (N,) float32 at ``config.sample_rate`` (cut or zero-padded to T frames) or None.
 
-        For long streamed clips a caller can keep less per frame: without ``keep_landmarks`` the tracks' landmarks
-        are dropped once boxes and ROI transforms are made, without ``track_audio`` the tracks carry no copy of
-        their span of the audio (the clip's is kept), and ``roi_store(frames, size)`` gives the array-like that a
-        streamed clip's ROIs are written into (default: an array in memory)."""
+        Memory: while tracking, the landmarks of every face and frame wait in a temporary file
+        (:class:`~avspeech.io.arrayfile.ArrayFile`); a track is then built a frame at a time and keeps its boxes,
+        ROI transforms, observed flags and, with ``keep_landmarks``, its (L, 468, 2) landmarks. ``frames`` may
+        be a :class:`~avspeech.preprocess.decode.FrameStream` (a long clip, decoded on demand): its ROIs are cut
+        in a second pass, and ``store(shape, dtype)`` gives the array-like that a streamed clip's ROIs and kept
+        landmarks are written into, a row per frame (e.g. an ``ArrayFile``; default: arrays in memory).
+        Without ``track_audio`` the tracks carry no audio; with it, each carries a view of its span of the
+        clip's audio (no copy)."""
         cfg = self.config
         streamed = isinstance(frames, FrameStream)
         if not streamed:
@@ -121,30 +131,34 @@ class Preprocessor:
             want = int(round(n * spf))
             audio = audio[:want] if audio.size >= want else np.pad(audio, (0, want - audio.size))
         size = frames.frame_size if streamed else None  # a stream may hand out downscaled copies for tracking
-        raw = link_tracklets(find_tracklets(frames, cfg, self.detector, self.pool, timings, size), cfg)
-        t0 = time.perf_counter()
-        tracks = []
-        while raw:  # each raw tracklet is dropped once its track is built (long clips: half the landmark memory)
-            r = raw.pop(0)
-            if r.end - r.start + 1 < cfg.min_track_frames:
-                continue
-            start, end = r.start, r.end
-            lm, observed = fill_gaps(r.frames, r.landmarks, release=True)
-            del r
-            trim_heap()  # the per-frame arrays just freed go back to the system (avspeech.io.heap)
-            tf = roi_transforms(lm, cfg.smooth_window, cfg.roi_size, cfg.roi_geometry)
-            rois = None if streamed else crop_rois(frames[start:end + 1], tf, cfg.roi_size)
-            boxes = np.stack([landmark_box(x) for x in lm])
-            if not keep_landmarks:
-                lm = None
-            seg = None
-            if audio is not None and track_audio:
-                seg = audio[int(round(start * spf)):int(round((end + 1) * spf))].copy()
-            tracks.append(FaceTrack(0, start, boxes, lm, observed, tf, rois, seg))
+        if store is None or not streamed:
+            store = _in_memory
+        columns = roi_points(cfg.roi_geometry)
+        with ArrayFile((NUM_LANDMARKS, 2), np.float64) as log:
+            raw = link_tracklets(find_tracklets(frames, cfg, self.detector, self.pool, log, timings, size), cfg)
+            t0 = time.perf_counter()
+            tracks = []
+            for r in raw:
+                if r.end - r.start + 1 < cfg.min_track_frames:
+                    continue
+                span = r.end - r.start + 1
+                lm = store((span, NUM_LANDMARKS, 2), np.float64) if keep_landmarks else None
+                boxes, points = np.empty((span, 4)), np.empty((span, len(columns), 2))
+                for i, row in enumerate(iter_filled(r.frames, r.landmarks)):
+                    boxes[i], points[i] = landmark_box(row), row[columns]
+                    if lm is not None:
+                        lm[i] = row
+                observed = np.zeros(span, bool)
+                observed[np.asarray(r.frames) - r.start] = True
+                tf = roi_transforms(points, cfg.smooth_window, cfg.roi_size, cfg.roi_geometry, columns)
+                rois = None if streamed else crop_rois(frames[r.start:r.end + 1], tf, cfg.roi_size)
+                seg = None
+                if audio is not None and track_audio:
+                    seg = audio[int(round(r.start * spf)):int(round((r.end + 1) * spf))]
+                tracks.append(FaceTrack(0, r.start, boxes, lm, observed, tf, rois, seg))
         if streamed:  # a second pass over the clip cuts every track's ROIs from the full-resolution frames
             for tr in tracks:
-                tr.rois = (roi_store(tr.num_frames, cfg.roi_size) if roi_store is not None
-                           else np.empty((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8))
+                tr.rois = store((tr.num_frames, cfg.roi_size, cfg.roi_size), np.uint8)
             last = max((tr.end for tr in tracks), default=0)
             for t, frame in enumerate(frames.full()):
                 if t >= last:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avspeech.io.arrayfile import ArrayFile
 from avspeech.preprocess.config import PreprocessConfig
 from avspeech.preprocess.detect import FaceDetector, FaceMeshPool, FaceMeshTracker, landmark_box
 
@@ -33,10 +34,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class RawTrack:
-    """Landmarks of one face on the frames where FaceMesh found it (frame indices increasing, gaps allowed)."""
+    """One face on the frames where FaceMesh found it (frame indices increasing, gaps allowed). Its landmarks
+    live in the clip's landmark ``log`` (an :class:`~avspeech.io.arrayfile.ArrayFile` of (468, 2) rows): a
+    tracklet keeps the row of each frame, so a long clip's landmarks are on disk while it is tracked."""
 
+    log: ArrayFile
     frames: list[int] = field(default_factory=list)
-    landmarks: list[np.ndarray] = field(default_factory=list)  # each (468, 2)
+    rows: list[int] = field(default_factory=list)  # frames[k]'s landmarks are log[rows[k]]
     boxes: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> landmark box
 
     @property
@@ -47,24 +51,28 @@ class RawTrack:
     def end(self) -> int:  # last frame, inclusive
         return self.frames[-1]
 
+    def landmarks(self, k: int) -> np.ndarray:
+        """(468, 2) landmarks of the k-th frame of :attr:`frames`."""
+        return self.log[self.rows[k]]
+
     def add(self, t: int, lm: np.ndarray) -> None:
         self.frames.append(t)
-        self.landmarks.append(lm)
+        self.rows.append(self.log.append(lm))
         self.boxes[t] = landmark_box(lm)
 
     def prepend(self, t: int, lm: np.ndarray) -> None:
         self.frames.insert(0, t)
-        self.landmarks.insert(0, lm)
+        self.rows.insert(0, self.log.append(lm))
         self.boxes[t] = landmark_box(lm)
 
     def drop_last(self) -> None:
         t = self.frames.pop()
-        self.landmarks.pop()
+        self.rows.pop()  # its row stays in the log, unread
         del self.boxes[t]
 
     def extend(self, other: "RawTrack") -> None:
         self.frames += other.frames
-        self.landmarks += other.landmarks
+        self.rows += other.rows
         self.boxes.update(other.boxes)
 
 
@@ -95,8 +103,10 @@ def _follow(follower: FaceMeshTracker, frame: np.ndarray, box: np.ndarray, min_i
 
 
 def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceDetector, pool: FaceMeshPool,
-                   timings: dict[str, float] | None = None, size: tuple[int, int] | None = None) -> list[RawTrack]:
-    """Tracklets (contiguous runs of landmarks, one face each) of a clip ``frames`` (T, H, W, 3) RGB uint8.
+                   log: ArrayFile, timings: dict[str, float] | None = None, size: tuple[int, int] | None = None
+                   ) -> list[RawTrack]:
+    """Tracklets (contiguous runs of landmarks, one face each) of a clip ``frames`` (T, H, W, 3) RGB uint8, their
+    landmarks appended to ``log`` (an ``ArrayFile`` of (468, 2) float64 rows, open while the tracklets are read).
     ``timings`` accumulates seconds under ``detection`` and ``landmarks``. ``size``: the full (width, height)
     when ``frames`` are downscaled copies; boxes and landmarks are in full-resolution pixels either way."""
     timings = {} if timings is None else timings
@@ -144,7 +154,7 @@ def find_tracklets(frames: np.ndarray, config: PreprocessConfig, detector: FaceD
                     if lm is None or any(box_iou(landmark_box(lm), lv.box) > SAME_FACE_IOU for lv in live):
                         pool.release(follower)
                         continue
-                    track = RawTrack()
+                    track = RawTrack(log)
                     track.add(t, lm)
                     _extend_backwards(track, frames, t, back_limit, pool, config, live, done, size)
                 live.append(_Live(track, follower, track.boxes[t]))
@@ -188,7 +198,7 @@ def link_tracklets(tracklets: list[RawTrack], config: PreprocessConfig) -> list[
                 if iou >= best_iou:
                     best, best_iou = cand, iou
         if best is None:
-            tracks.append(RawTrack(list(tr.frames), list(tr.landmarks), dict(tr.boxes)))
+            tracks.append(RawTrack(tr.log, list(tr.frames), list(tr.rows), dict(tr.boxes)))
         else:
             best.extend(tr)
     return tracks

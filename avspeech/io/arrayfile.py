@@ -1,0 +1,113 @@
+"""Per-frame arrays of a long clip kept on disk instead of in memory.
+
+A streamed clip produces a few arrays per frame that later stages read back in order: each face's FaceMesh
+landmarks while it is tracked (7.5 KB per face and frame), its mouth ROIs (9 KB), the landmarks of its finished
+track for the track record. Held in memory these grow with the clip (about 0.5 GB for ten minutes of two faces);
+an :class:`ArrayFile` puts them in an unnamed temporary file, written a row at a time and read back by rows or
+contiguous slices, so what stays in memory is the row being handled. Written with ``write()``, not mapped: the
+pages sit in the system's file cache, not in the process's resident set.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class ArrayFile:
+    """``n`` rows of shape ``row_shape`` and type ``dtype`` in an unnamed temporary file (gone when closed or
+    collected). Rows are set by index (``f[i] = row``, any order, rows never set read as zeros) or appended
+    (:meth:`append`); read as ``f[i]`` (one row), ``f[a:b]`` (a contiguous slice) or :meth:`take` (a list of
+    rows). ``np.asarray(f)`` reads it all."""
+
+    def __init__(self, row_shape: Sequence[int], dtype=np.float64, n: int = 0,
+                 folder: str | Path | None = None):
+        self.row_shape = tuple(int(s) for s in row_shape)
+        self.dtype = np.dtype(dtype)
+        self._row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._n = int(n)
+        self._file = tempfile.TemporaryFile(dir=folder)
+        if self._n:
+            self._file.truncate(self._n * self._row_bytes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self._n,) + self.row_shape
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self.row_shape)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _bytes(self, row: np.ndarray) -> bytes:
+        row = np.ascontiguousarray(row, self.dtype)
+        if row.shape != self.row_shape:
+            raise ValueError(f"a row of this file has shape {self.row_shape}, got {row.shape}")
+        return row.tobytes()
+
+    def __setitem__(self, i: int, row: np.ndarray) -> None:
+        if not 0 <= i < self._n:
+            raise IndexError(f"row {i} of a file of {self._n} rows")
+        data = self._bytes(row)
+        self._file.seek(i * self._row_bytes)
+        self._file.write(data)
+
+    def append(self, row: np.ndarray) -> int:
+        """Add ``row`` after the last one; returns its index."""
+        data = self._bytes(row)
+        self._file.seek(self._n * self._row_bytes)
+        self._file.write(data)
+        self._n += 1
+        return self._n - 1
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        self._file.seek(start * self._row_bytes)
+        data = bytearray(self._file.read(count * self._row_bytes))
+        if len(data) < count * self._row_bytes:  # rows past the last write of a pre-sized file
+            data += bytes(count * self._row_bytes - len(data))
+        return np.frombuffer(data, self.dtype).reshape((count,) + self.row_shape)
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        if isinstance(index, slice):
+            s, e, step = index.indices(self._n)
+            if step != 1:
+                raise ValueError("an ArrayFile is read by contiguous slices (step 1)")
+            return self._read(s, max(e, s) - s)
+        if isinstance(index, (int, np.integer)):
+            i = int(index) + (self._n if index < 0 else 0)
+            if not 0 <= i < self._n:
+                raise IndexError(f"row {index} of a file of {self._n} rows")
+            return self._read(i, 1)[0]
+        raise TypeError(f"an ArrayFile is read by a row number or a slice of rows, not {type(index).__name__} "
+                        "(read the rows first: np.asarray(f[a:b]))")
+
+    def take(self, rows: Sequence[int]) -> np.ndarray:
+        """The rows ``rows`` in that order, (len(rows),) + row_shape; runs of consecutive rows are read at once."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
+            raise IndexError(f"rows outside 0 .. {self._n - 1}")
+        out = np.empty((rows.size,) + self.row_shape, self.dtype)
+        k = 0
+        while k < rows.size:
+            j = k + 1
+            while j < rows.size and rows[j] == rows[j - 1] + 1:
+                j += 1
+            out[k:j] = self._read(int(rows[k]), j - k)
+            k = j
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ArrayFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
