@@ -10,12 +10,18 @@ from avspeech.io.atomic import atomic_path
 from avspeech.timebase import SAMPLE_RATE
 
 
+def sheet_frames(num_frames: int, frames_per_clip: int = 6) -> list[int]:
+    """The frames of a clip that :func:`contact_sheet` shows: evenly spaced, first and last included."""
+    return np.linspace(0, num_frames - 1, frames_per_clip).round().astype(int).tolist()
+
+
 def contact_sheet(path: str | Path, clips: Sequence[tuple[np.ndarray, dict]], frames_per_clip: int = 6,
                   mouth_box: float = 0.9) -> None:
     """A grid: one row per clip, ``frames_per_clip`` evenly spaced frames, each face's box (green) and mouth
     region (red square of ``mouth_box`` x the mouth width) marked, with the transcripts in the row title.
 
-    ``clips``: (frames (T, H, W, 3) uint8, sidecar dict) pairs, as made by ``avspeech synth``."""
+    ``clips``: (frames, sidecar dict) pairs, as made by ``avspeech synth``; frames (T, H, W, 3) uint8, or only
+    the frames shown (``{index: frame}`` for the indices :func:`sheet_frames` gives)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +32,7 @@ def contact_sheet(path: str | Path, clips: Sequence[tuple[np.ndarray, dict]], fr
     fig, axes = plt.subplots(rows, frames_per_clip, figsize=(2.4 * frames_per_clip, 2.5 * rows + 0.3),
                              squeeze=False)
     for r, (frames, sc) in enumerate(clips):
-        idx = np.linspace(0, len(frames) - 1, frames_per_clip).round().astype(int)
+        idx = sheet_frames(sc["num_frames"], frames_per_clip)
         for c, f in enumerate(idx):
             ax = axes[r, c]
             ax.imshow(frames[f])

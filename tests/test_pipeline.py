@@ -229,3 +229,51 @@ def test_array_file_append_take_and_errors(tmp_path):
     np.testing.assert_array_equal(np.asarray(g), [[0, 0, 0], [1, 2, 3], [0, 0, 0], [0, 0, 0]])
     g.close()
 
+
+
+def test_voice_on_disk_placed_on_the_timeline_writes_the_same_files(tmp_path):
+    """What ``separate`` writes per face: the voice cross-faded into a 1-D ArrayFile, placed on the clip's
+    timeline without building it (OnTimeline), written a block at a time: the same samples as the float32 array
+    built whole, and byte-identical wav and mp4 files (write_wav and VideoWriter read it by slices)."""
+    from avspeech.io.arrayfile import ArrayFile
+    from avspeech.io.media import VideoWriter, write_wav
+    from avspeech.pipeline.stitch import OnTimeline
+    from avspeech.separation.separate import Speaker
+
+    rng = np.random.default_rng(7)
+    frames, start, total = 23, 9, 40
+    est = [rng.uniform(-1.2, 1.2, c.num_frames * 640).astype(np.float32)
+           for c in span_chunks(np.zeros((frames, 96, 96), np.uint8), np.zeros(frames * 640, np.float32), 10, 3)]
+    fades = []
+    for out in (None, ArrayFile((), np.float32, frames * 640, tmp_path)):
+        fade = CrossFade(frames, 3, out)
+        chunks = span_chunks(np.zeros((frames, 96, 96), np.uint8), np.zeros(frames * 640, np.float32), 10, 3)
+        for c, e in zip(chunks, est):
+            fade.add(c, e)
+        fades.append(fade.out)
+    in_memory, on_disk = fades
+    np.testing.assert_array_equal(np.asarray(on_disk), in_memory)
+    whole = np.zeros(total * 640, np.float32)  # the timeline built the plain way
+    whole[start * 640:(start + frames) * 640] = in_memory
+    placed = OnTimeline(on_disk, start * 640, total * 640)
+    assert len(placed) == whole.size
+    for a, b in ((0, 100), (start * 640 - 5, start * 640 + 7), (1000, 30000), (total * 640 - 3, total * 640 + 9)):
+        np.testing.assert_array_equal(placed[a:b], whole[a:b])
+    np.testing.assert_array_equal(np.asarray(placed), whole)
+    spk = Speaker(0, start, start + frames, [0, 0, 1, 1], on_disk)
+    np.testing.assert_array_equal(np.asarray(spk.full(total)), whole)
+    ref = 10 * np.log10(np.mean(in_memory.astype(np.float64) ** 2) + 1e-12)
+    assert abs(spk.level_dbfs() - ref) < 1e-9
+    blank = np.full((total, 32, 32, 3), 90, np.uint8)
+    for name, audio in (("array", whole), ("timeline", placed)):
+        write_wav(tmp_path / f"{name}.wav", audio)
+        with VideoWriter(tmp_path / f"{name}.mp4", 32, 32, 25, audio=audio) as w:
+            for f in blank:
+                w.write(f)
+    assert (tmp_path / "array.wav").read_bytes() == (tmp_path / "timeline.wav").read_bytes()
+    assert (tmp_path / "array.mp4").read_bytes() == (tmp_path / "timeline.mp4").read_bytes()
+    with pytest.raises(ValueError, match="does not fit"):
+        OnTimeline(on_disk, (total - 1) * 640, total * 640)
+    with pytest.raises(ValueError, match="out holds"):
+        CrossFade(frames, 3, np.zeros(10, np.float32))
+    on_disk.close()

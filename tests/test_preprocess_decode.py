@@ -194,3 +194,21 @@ def test_gray_roi_video_reads_back_exactly(tmp_path, h, w):
     got = read_gray_video(tmp_path / "roi.mp4")
     assert got.dtype == np.uint8 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, frames)
+
+
+def test_read_video_frames_of_given_indices(tmp_path):
+    """Only the frames asked for (the demo's contact sheet): each equal to that frame of the whole decode (and
+    near its known grey level); indices outside the video are named in the error."""
+    from avspeech.io.media import read_video_frames
+
+    levels = np.arange(12) * 20
+    path = tmp_path / "ramp.mp4"
+    write_video(path, np.stack([np.full((64, 64, 3), v, np.uint8) for v in levels]), 25)
+    whole, times = read_video_frames(path)
+    pick = [0, 5, 11, 5]
+    some, some_times = read_video_frames(path, pick)
+    np.testing.assert_array_equal(some, whole[pick])
+    np.testing.assert_array_equal(some_times, times[pick])
+    assert np.abs(some.mean(axis=(1, 2, 3)) - levels[pick]).max() < 3
+    with pytest.raises(InputError, match="frames 0..12 asked of a video of 12"):
+        read_video_frames(path, [0, 12])

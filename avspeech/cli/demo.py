@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from avspeech.batch import report_failures
     from avspeech.io.media import read_video_frames
-    from avspeech.plots import contact_sheet
+    from avspeech.plots import contact_sheet, sheet_frames
     from avspeech.synth.corpus import SynthConfig, clip_id, synthesize_corpus
 
     out = Path(args.out)
@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     clips = []
     for i in range(args.clips):
         sc = json.loads((corpus / f"{clip_id(i)}.json").read_text())
-        frames, _ = read_video_frames(corpus / sc["video"])
-        clips.append((frames, sc))
+        shown = sheet_frames(sc["num_frames"])  # only the frames the contact sheet shows are decoded
+        clips.append((dict(zip(shown, read_video_frames(corpus / sc["video"], shown)[0])), sc))
         spk = "; ".join(f"face {s['index']} ({s['face_source']}{', flipped' if s['flip'] else ''}, {s['voice']}, "
                         f"{s['gain_db']:+.1f} dB) says \"{s['text']}\"" for s in sc["speakers"])
         print(f"  {sc['id']}: {sc['num_frames']} frames ({sc['num_frames'] / sc['fps']:.2f} s) at {sc['fps']} fps, "

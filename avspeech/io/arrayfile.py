@@ -18,8 +18,9 @@ import numpy as np
 
 class ArrayFile:
     """``n`` rows of shape ``row_shape`` and type ``dtype`` in an unnamed temporary file (gone when closed or
-    collected). Rows are set by index (``f[i] = row``, any order, rows never set read as zeros) or appended
-    (:meth:`append`); read as ``f[i]`` (one row), ``f[a:b]`` (a contiguous slice) or :meth:`take` (a list of
+    collected). Rows are set by index (``f[i] = row`` or ``f[a:b] = rows``, any order, rows never set read as
+    zeros) or appended (:meth:`append`); ``row_shape=()`` makes a 1-D file (e.g. a long waveform, a sample per
+    row); read as ``f[i]`` (one row), ``f[a:b]`` (a contiguous slice) or :meth:`take` (a list of
     rows). ``np.asarray(f)`` reads it all."""
 
     def __init__(self, row_shape: Sequence[int], dtype=np.float64, n: int = 0,
@@ -49,11 +50,22 @@ class ArrayFile:
             raise ValueError(f"a row of this file has shape {self.row_shape}, got {row.shape}")
         return row.tobytes()
 
-    def __setitem__(self, i: int, row: np.ndarray) -> None:
-        if not 0 <= i < self._n:
-            raise IndexError(f"row {i} of a file of {self._n} rows")
-        data = self._bytes(row)
-        self._file.seek(i * self._row_bytes)
+    def __setitem__(self, index: int | slice, value: np.ndarray) -> None:
+        if isinstance(index, slice):  # a contiguous run of rows
+            s, e, step = index.indices(self._n)
+            if step != 1:
+                raise ValueError("an ArrayFile is written by rows or contiguous slices (step 1)")
+            block = np.ascontiguousarray(value, self.dtype)
+            if block.shape != (max(e, s) - s,) + self.row_shape:
+                raise ValueError(f"rows {s}:{e} of this file have shape {(max(e, s) - s,) + self.row_shape}, "
+                                 f"got {block.shape}")
+            self._file.seek(s * self._row_bytes)
+            self._file.write(block.tobytes())
+            return
+        if not 0 <= index < self._n:
+            raise IndexError(f"row {index} of a file of {self._n} rows")
+        data = self._bytes(value)
+        self._file.seek(index * self._row_bytes)
         self._file.write(data)
 
     def append(self, row: np.ndarray) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -18,9 +19,19 @@ from avspeech.timebase import SAMPLE_RATE
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command (sndfile.h)
 
 
+_WRITE_BLOCK = 1 << 20  # samples converted and written at a time
+
+
+def _sliceable(audio):
+    """``audio`` as it is when it is read by slices (an array, an ``ArrayFile``, an ``OnTimeline``), else as a
+    float32 array (a list)."""
+    return audio if hasattr(audio, "shape") and hasattr(audio, "__getitem__") else np.asarray(audio, np.float32)
+
+
 class VideoWriter:
     """Frames written one at a time as H.264 at ``fps`` (``crf=0`` lossless; ``gray`` frames (H, W) go into the
-    luma plane exactly), with ``audio`` (N,) float32 in [-1, 1] muxed as AAC at ``sample_rate`` on close. The
+    luma plane exactly), with ``audio`` (N,) float32 in [-1, 1] muxed as AAC at ``sample_rate`` on close (read
+    a block at a time: an array, or anything read by slices, e.g. a waveform on disk). The
     file appears atomically when the ``with`` block ends without error; the same inputs give the same bytes.
 
     >>> with VideoWriter("out.mp4", 640, 480, audio=wav) as w:  # doctest: +SKIP
@@ -80,10 +91,11 @@ class VideoWriter:
                 for packet in self._vs.encode():
                     self._out.mux(packet)
                 if self._aus is not None:
-                    samples = np.clip(np.asarray(self.audio, dtype=np.float32), -1, 1)[None, :]
+                    audio = _sliceable(self.audio)
                     block = 1024
-                    for start in range(0, samples.shape[1], block):
-                        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + block]),
+                    for start in range(0, len(audio), block):
+                        samples = np.clip(np.asarray(audio[start:start + block], np.float32), -1, 1)
+                        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.reshape(1, -1)),
                                                         format="fltp", layout="mono")
                         af.sample_rate = self.sample_rate
                         af.pts = start
@@ -120,15 +132,17 @@ def write_video(
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> None:
-    """Write mono ``audio`` (N,) atomically; float32 WAV by default, so stored samples are exact."""
+    """Write mono ``audio`` (N,) atomically; float32 WAV by default, so stored samples are exact. ``audio`` is
+    converted and written a block at a time: an array, or anything read by slices (a waveform on disk)."""
     import soundfile as sf
 
-    data = np.asarray(audio, dtype=np.float32)
+    audio = _sliceable(audio)
     with atomic_path(path) as tmp:
         with sf.SoundFile(str(tmp), "w", sample_rate, 1, subtype=subtype, format="WAV") as f:
             # float WAVs get a PEAK chunk stamped with the write time; leave it out so files are reproducible
             sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-            f.write(data)
+            for start in range(0, len(audio), _WRITE_BLOCK):
+                f.write(np.asarray(audio[start:start + _WRITE_BLOCK], np.float32))
 
 
 def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -145,8 +159,9 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
     return audio.mean(axis=1), sr
 
 
-def read_video_frames(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """All frames (T, H, W, 3) RGB uint8 and their timestamps in seconds (T,), decoded with decord."""
+def read_video_frames(path: str | Path, indices: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) RGB uint8 and their timestamps in seconds (T,), decoded with decord: all of them
+    (a short clip: they are held at once), or only the frames ``indices``."""
     import decord
 
     try:
@@ -154,8 +169,11 @@ def read_video_frames(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         n = len(vr)
         if n == 0:
             raise InputError("video stream has no frames", path)
-        frames = vr.get_batch(list(range(n))).asnumpy()
-        times = vr.get_frame_timestamp(list(range(n)))[:, 0].astype(np.float64)
+        idx = list(range(n)) if indices is None else [int(i) for i in indices]
+        if idx and not 0 <= min(idx) <= max(idx) < n:
+            raise InputError(f"frames {min(idx)}..{max(idx)} asked of a video of {n}", path)
+        frames = vr.get_batch(idx).asnumpy()
+        times = vr.get_frame_timestamp(idx)[:, 0].astype(np.float64)
     except InputError:
         raise
     except Exception as e:  # decord raises DECORDError with FFmpeg's text

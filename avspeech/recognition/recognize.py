@@ -85,9 +85,10 @@ def recognize_segments(model, rois, audio: np.ndarray | None, mode: str, options
 
 def recognize_span(model: AVRecognizer, rois, audio: np.ndarray | None, mode: str,
                    options: DecodeOptions = DecodeOptions(), chunk_frames: int = 500,
-                   offset_seconds: float = 0.0, overlap_frames: int = 50) -> dict:
+                   offset_seconds: float = 0.0, overlap_frames: int = 50, keep_logp: bool = True) -> dict:
     """Transcript of one face over a span: ``rois`` (L, 96, 96), ``audio`` (L * 640,) or None ->
-    ``{"text", "words", "ctc_logp" (list of (S, V) tensors, one per chunk)}``.
+    ``{"text", "words", "ctc_logp" (list of (S, V) tensors, one per chunk; empty without ``keep_logp``: a long
+    span's would grow with it)}``.
 
     The span is decoded in chunks of ``chunk_frames`` overlapping by ``overlap_frames``
     (:func:`avspeech.pipeline.span_chunks`); each word is kept from the chunk that owns its midpoint
@@ -104,16 +105,17 @@ def recognize_span(model: AVRecognizer, rois, audio: np.ndarray | None, mode: st
         words = [{**w, "start": round(w["start"] + off, 3), "end": round(w["end"] + off, 3)} for w in h.words]
         per_chunk.append((offset_seconds + c.own_start * FRAME_SECONDS, offset_seconds + c.own_end * FRAME_SECONDS,
                           words))
-        logps.append(h.ctc_logp)
+        if keep_logp:
+            logps.append(h.ctc_logp)
     words = merge_words(per_chunk)
     return {"text": " ".join(w["word"] for w in words), "words": words, "ctc_logp": logps}
 
 
 def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks: Sequence, num_frames: int,
                      fps: float = 25.0, options: DecodeOptions = DecodeOptions(), mode: str | None = None,
-                     chunk_frames: int = 500, overlap_frames: int = 50) -> list[dict]:
+                     chunk_frames: int = 500, overlap_frames: int = 50, keep_logp: bool = True) -> list[dict]:
     """One entry per face track (``avspeech.preprocess.FaceTrack``): track, span, box, mode, text, words, and
-    ``ctc_logp`` (kept for plots; not written to JSON)."""
+    ``ctc_logp`` (kept for plots when ``keep_logp``; not written to JSON)."""
     seq2seq = is_seq2seq(model)
     if seq2seq:
         mode = mode or model.default_mode(clip_audio is not None)
@@ -132,7 +134,7 @@ def recognize_tracks(model: AVRecognizer, clip_audio: np.ndarray | None, tracks:
             r = recognize_segments(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps)
         else:
             r = recognize_span(model, tr.rois, audio, mode, options, chunk_frames, offset_seconds=tr.start / fps,
-                               overlap_frames=overlap_frames)
+                               overlap_frames=overlap_frames, keep_logp=keep_logp)
         out.append({"track": tr.index, "start_s": round(tr.start / fps, 3), "end_s": round(tr.end / fps, 3),
                     "frames": [tr.start, tr.end], "box": np.median(tr.boxes, axis=0).round(1).tolist(),
                     "mode": mode, **r})
@@ -155,7 +157,7 @@ def recognize_clip(path: str | Path, out: str | Path, model: AVRecognizer | None
         timings = dict(result.timings)
         t0 = time.perf_counter()
         entries = recognize_tracks(model, result.audio, result.tracks, result.num_frames, result.fps, options, mode,
-                                   *chunks.frames(result.fps))
+                                   *chunks.frames(result.fps), keep_logp=keep_logp)
         timings["recognition"] = time.perf_counter() - t0
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

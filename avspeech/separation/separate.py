@@ -4,8 +4,8 @@ Every face track of the clip (``avspeech.preprocess``) is separated from the cli
 the output is the voice of that face over the frames where the face is tracked, silence elsewhere. Long tracks
 run in chunks of ``chunk_seconds`` that overlap by ``overlap_seconds`` and are cross-faded. The path from the
 clip to the outputs is :mod:`avspeech.pipeline`: the video is decoded as a stream (tracking, ROIs and the output
-videos are three passes over it) and the ROIs wait on disk, so memory grows only with the audio and a few
-numbers per frame, not with the frames themselves.
+videos are three passes over it); the ROIs and each face's separated voice wait on disk (written and read a
+block at a time), so memory grows only with the clip's audio and a few numbers per frame.
 
 Outputs in ``out/``: ``speaker_<k>.wav`` (16 kHz, the clip's whole length), ``speaker_<k>.mp4`` (the clip with
 that face boxed and that speaker's audio), ``speaker_<k>.jpg`` (a thumbnail of the face), ``speakers.json``
@@ -25,7 +25,9 @@ import torch
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, audio_features
 from avspeech.features.audio import encoder_setting
+from avspeech.io.arrayfile import ArrayFile
 from avspeech.pipeline import ChunkConfig, CrossFade, span_chunks
+from avspeech.pipeline.stitch import OnTimeline
 from avspeech.pipeline.config import SEPARATION_CHUNKS
 from avspeech.separation.model import AVSeparator
 from avspeech.pretrained import SEPARATION_SYNTH
@@ -55,17 +57,18 @@ def load_model(checkpoint: str | Path | None = None) -> AVSeparator:
 
 @torch.no_grad()
 def separate_span(model: AVSeparator, audio: np.ndarray, rois, chunk_frames: int = 250,
-                  overlap_frames: int = 25) -> np.ndarray:
+                  overlap_frames: int = 25, out=None):
     """The voice of the face whose mouth ROIs are ``rois`` (L, 96, 96) in ``audio`` (L * 640,) -> (L * 640,).
 
     Chunks of ``chunk_frames`` frames overlapping by ``overlap_frames`` (:func:`avspeech.pipeline.span_chunks`),
     each weighted by a window that ramps linearly over the overlaps, summed and normalised by the summed weights
-    (:class:`avspeech.pipeline.CrossFade`)."""
+    (:class:`avspeech.pipeline.CrossFade`), into ``out`` if given (e.g. a 1-D ``ArrayFile``; returned), else into
+    a new float32 array."""
     if audio.shape[0] != len(rois) * SAMPLES_PER_FRAME:
         raise ValueError(f"{audio.shape[0]} samples for {len(rois)} frames; expected {len(rois) * SAMPLES_PER_FRAME}")
     transform = LipTransform(train=False)
     features = audio_features(encoder_setting(model, "audio_features"))
-    fade = CrossFade(len(rois), overlap_frames)
+    fade = CrossFade(len(rois), overlap_frames, out)
     for c in span_chunks(rois, audio, chunk_frames, overlap_frames):
         seg = c.audio.astype(np.float32)
         t = c.num_frames
@@ -75,31 +78,45 @@ def separate_span(model: AVSeparator, audio: np.ndarray, rois, chunk_frames: int
     return fade.out
 
 
+LEVEL_BLOCK = 1 << 20  # samples summed at a time for a speaker's level
+
+
 @dataclass
 class Speaker:
     track: int
     start: int  # first frame
     end: int  # one past the last frame
     box: list[float]  # median x0, y0, x1, y1
-    audio: np.ndarray  # ((end - start) * 640,) the voice over the track's span
+    audio: np.ndarray  # ((end - start) * 640,) the voice over the track's span (an array, or an ArrayFile)
 
-    def full(self, num_frames: int) -> np.ndarray:
-        """(num_frames * 640,) the voice on the clip's timeline, silence where the face is not tracked."""
-        wav = np.zeros(num_frames * SAMPLES_PER_FRAME, np.float32)
-        wav[self.start * SAMPLES_PER_FRAME:self.end * SAMPLES_PER_FRAME] = self.audio
-        return wav
+    def full(self, num_frames: int) -> OnTimeline:
+        """(num_frames * 640,) the voice on the clip's timeline, silence where the face is not tracked, read by
+        slices (``np.asarray`` for the whole of it)."""
+        return OnTimeline(self.audio, self.start * SAMPLES_PER_FRAME, num_frames * SAMPLES_PER_FRAME)
+
+    def level_dbfs(self) -> float | None:
+        """Mean power over the track's span in dB re full scale (None for an empty span), summed in float64 a
+        block at a time."""
+        n = len(self.audio)
+        if not n:
+            return None
+        power = sum(float(np.square(np.asarray(self.audio[s:s + LEVEL_BLOCK]), dtype=np.float64).sum())
+                    for s in range(0, n, LEVEL_BLOCK))
+        return 10 * np.log10(power / n + 1e-12)
 
 
 def separate_tracks(model: AVSeparator, clip_audio: np.ndarray, tracks: Sequence, num_frames: int,
-                    chunk_frames: int = 250, overlap_frames: int = 25) -> list[Speaker]:
-    """One :class:`Speaker` per face track (``avspeech.preprocess.FaceTrack``) of a clip of ``num_frames``."""
+                    chunk_frames: int = 250, overlap_frames: int = 25, store=None) -> list[Speaker]:
+    """One :class:`Speaker` per face track (``avspeech.preprocess.FaceTrack``) of a clip of ``num_frames``.
+    ``store(samples)`` gives what each voice is written into (e.g. a 1-D ``ArrayFile``); default arrays."""
     n = num_frames * SAMPLES_PER_FRAME
     clip_audio = np.asarray(clip_audio, np.float32)
     clip_audio = clip_audio[:n] if clip_audio.size >= n else np.pad(clip_audio, (0, n - clip_audio.size))
     out = []
     for tr in tracks:
         s0, s1 = tr.start * SAMPLES_PER_FRAME, tr.end * SAMPLES_PER_FRAME
-        wav = separate_span(model, clip_audio[s0:s1], tr.rois, chunk_frames, overlap_frames)
+        wav = separate_span(model, clip_audio[s0:s1], tr.rois, chunk_frames, overlap_frames,
+                            None if store is None else store(s1 - s0))
         out.append(Speaker(tr.index, tr.start, tr.end, np.median(tr.boxes, axis=0).round(1).tolist(), wav))
     return out
 
@@ -121,7 +138,13 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
         fps, n = result.fps, result.num_frames
         timings = dict(result.timings)
         t0 = time.perf_counter()
-        speakers = separate_tracks(model, result.audio, result.tracks, n, *chunks.frames(fps))
+        voices: list[ArrayFile] = []  # each face's voice on disk until written (a long clip)
+
+        def store(samples: int) -> ArrayFile:
+            voices.append(ArrayFile((), np.float32, samples))
+            return voices[-1]
+
+        speakers = separate_tracks(model, result.audio, result.tracks, n, *chunks.frames(fps), store=store)
         timings["separation"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = Path(out)
@@ -134,8 +157,7 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
         entries = []
         for spk in speakers:
             k = spk.track
-            active = spk.audio
-            level = 10 * np.log10(float(np.mean(np.square(active, dtype=np.float64))) + 1e-12) if active.size else None
+            level = spk.level_dbfs()
             entries.append({"track": k, "start_s": round(spk.start / fps, 3), "end_s": round(spk.end / fps, 3),
                             "frames": [spk.start, spk.end], "box": spk.box, "thumbnail": f"speaker_{k}.jpg",
                             "wav": f"speaker_{k}.wav", "video": f"speaker_{k}.mp4",
@@ -147,4 +169,6 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
         write_json(out / "speakers.json", {
             "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": n, "fps": fps,
             "seconds": {k: round(v, 3) for k, v in timings.items()}, "speakers": entries})
+        for v in voices:
+            v.close()
     return entries
