@@ -38,7 +38,9 @@ SCRIPT = textwrap.dedent('''
     else:
         from avspeech.recognition.train import RecognitionTrainConfig as C, train_recognition as run
     summary = run(C(**cfg))
-    print("SUMMARY", json.dumps(summary))
+    # one write of one line (under PIPE_BUF): two ranks' summaries cannot interleave on the shared pipe
+    sys.stdout.write("SUMMARY " + json.dumps(summary) + "\\n")
+    sys.stdout.flush()
 ''')
 
 
