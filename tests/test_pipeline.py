@@ -277,3 +277,28 @@ def test_voice_on_disk_placed_on_the_timeline_writes_the_same_files(tmp_path):
     with pytest.raises(ValueError, match="out holds"):
         CrossFade(frames, 3, np.zeros(10, np.float32))
     on_disk.close()
+
+
+def test_array_file_out_of_disk_names_the_folder_and_the_fix(tmp_path):
+    """A temporary file that cannot grow (here a file-size limit, as a full disk would) gives an error naming
+    the folder and TMPDIR, not a bare errno (run in a child: the limit is per process)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f'''
+        import resource, signal
+        import numpy as np
+        from avspeech.io.arrayfile import ArrayFile
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        f = ArrayFile((468, 2), np.float64, folder={str(tmp_path)!r})
+        try:
+            for _ in range(100):
+                f.append(np.zeros((468, 2)))
+        except OSError as e:
+            print("ERROR", e)
+    ''')
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "ERROR" in res.stdout and str(tmp_path) in res.stdout and "TMPDIR" in res.stdout, res.stdout

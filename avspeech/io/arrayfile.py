@@ -29,9 +29,26 @@ class ArrayFile:
         self.dtype = np.dtype(dtype)
         self._row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
         self._n = int(n)
-        self._file = tempfile.TemporaryFile(dir=folder)
-        if self._n:
-            self._file.truncate(self._n * self._row_bytes)
+        self._folder = folder or tempfile.gettempdir()
+        try:
+            self._file = tempfile.TemporaryFile(dir=folder)
+            if self._n:
+                self._file.truncate(self._n * self._row_bytes)
+        except OSError as e:
+            raise self._disk_error(e) from e
+
+    def _disk_error(self, e: OSError) -> OSError:
+        return OSError(e.errno, f"cannot write a temporary file in {self._folder} ({e.strerror or e}): a long clip "
+                       "keeps per-frame arrays there (about 25 KB per face and frame); free space there or set "
+                       "TMPDIR to a folder with room")
+
+    def _write(self, row: int, data: bytes) -> None:
+        try:
+            self._file.seek(row * self._row_bytes)
+            self._file.write(data)
+            self._file.flush()
+        except OSError as e:
+            raise self._disk_error(e) from e
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -59,20 +76,15 @@ class ArrayFile:
             if block.shape != (max(e, s) - s,) + self.row_shape:
                 raise ValueError(f"rows {s}:{e} of this file have shape {(max(e, s) - s,) + self.row_shape}, "
                                  f"got {block.shape}")
-            self._file.seek(s * self._row_bytes)
-            self._file.write(block.tobytes())
+            self._write(s, block.tobytes())
             return
         if not 0 <= index < self._n:
             raise IndexError(f"row {index} of a file of {self._n} rows")
-        data = self._bytes(value)
-        self._file.seek(index * self._row_bytes)
-        self._file.write(data)
+        self._write(index, self._bytes(value))
 
     def append(self, row: np.ndarray) -> int:
         """Add ``row`` after the last one; returns its index."""
-        data = self._bytes(row)
-        self._file.seek(self._n * self._row_bytes)
-        self._file.write(data)
+        self._write(self._n, self._bytes(row))
         self._n += 1
         return self._n - 1
 
