@@ -8,9 +8,13 @@ each of the block's two convolutions), so official AV-HuBERT weights compute wha
 """
 from __future__ import annotations
 
+import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
+
+
+INFERENCE_BLOCK = 64  # frames through the lip front-end at a time when no gradient is taken
 
 
 class PReLUBlock(nn.Module):
@@ -62,11 +66,29 @@ class LipFrontend(nn.Module):
         self.proj = nn.Linear(c, dim)
 
     def forward(self, lips: Tensor) -> Tensor:
+        b, t = lips.shape[0], lips.shape[2]
+        if torch.is_grad_enabled() or t <= INFERENCE_BLOCK:
+            return self.proj(self._features(lips))  # (B, T, D)
+        # Inference on a long chunk: the stem's and trunk's activations (about 1 MB per frame at width 64) are
+        # made a block of frames at a time, each block with the stem's temporal context (2 frames each side).
+        # Exact: eval-mode norms act per frame, the only temporal kernel is the stem's.
+        ctx = self.stem[0].kernel_size[0] // 2
+        parts = []
+        for a in range(0, t, INFERENCE_BLOCK):
+            e = min(t, a + INFERENCE_BLOCK)
+            lo, hi = max(0, a - ctx), min(t, e + ctx)
+            parts.append(self._features(lips[:, :, lo:hi], (a - lo, e - a)))
+        return self.proj(torch.cat(parts, 1))  # (B, T, D)
+
+    def _features(self, lips: Tensor, keep: tuple[int, int] | None = None) -> Tensor:
+        """(B, 1, T, 88, 88) -> (B, T, C) trunk features; ``keep=(first, n)``: only frames first .. first+n-1."""
         b = lips.shape[0]
         x = self.stem(lips)  # (B, C, T, 22, 22)
+        if keep is not None:
+            x = x[:, :, keep[0]:keep[0] + keep[1]]
         x = rearrange(x, "b c t h w -> (b t) c h w")
         x = self.trunk(x).flatten(1)  # (B*T, C)
-        return self.proj(rearrange(x, "(b t) c -> b t c", b=b))  # (B, T, D)
+        return rearrange(x, "(b t) c -> b t c", b=b)
 
 
 class AudioFrontend(nn.Module):
