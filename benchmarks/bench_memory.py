@@ -193,6 +193,7 @@ def write_results(rows: list[dict]) -> None:
                         label=size)
         ax.axhline(2.5, color="k", ls=":", lw=1, label="2.5 GB target")
         ax.set_xscale("log")
+        ax.set_xticks([10, 60, 600], ["10", "60", "600"])
         ax.set_xlabel("clip length (s), two faces")
         ax.set_title(f"avspeech {command}", fontsize=9)
         ax.set_ylim(0, 3.0)
@@ -211,6 +212,7 @@ def main() -> None:
     ap.add_argument("--grid", choices=("full", "reduced"), default="full",
                     help="reduced: the points of benchmarks/results/memory.md (overrides the three above)")
     ap.add_argument("--work", default="bench_memory_work", help="clips and outputs")
+    ap.add_argument("--plot-only", action="store_true", help="redraw memory.png from memory.csv, run nothing")
     args = ap.parse_args()
     work = Path(args.work)
     if args.grid == "reduced":
@@ -223,6 +225,8 @@ def main() -> None:
         with open(RESULTS / "memory.csv") as f:
             rows = [{k: (v if k in ("command", "size") else json.loads(v)) for k, v in r.items()}
                     for r in csv.DictReader(f)]
+    if args.plot_only:
+        return write_results(rows)
     for command, seconds, w, h in points:
         clip = make_clip(work, seconds, w, h)
         extra = ["--overwrite"] if command == "separate" else []
