@@ -32,7 +32,7 @@ def contact_sheet(path: str | Path, clips: Sequence[tuple[np.ndarray, dict]], fr
     fig, axes = plt.subplots(rows, frames_per_clip, figsize=(2.4 * frames_per_clip, 2.5 * rows + 0.3),
                              squeeze=False)
     for r, (frames, sc) in enumerate(clips):
-        idx = sheet_frames(sc["num_frames"], frames_per_clip)
+        idx = sheet_frames(sc["num_frames"] if isinstance(frames, dict) else len(frames), frames_per_clip)
         for c, f in enumerate(idx):
             ax = axes[r, c]
             ax.imshow(frames[f])

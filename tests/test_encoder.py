@@ -1,4 +1,6 @@
 """The encoder on padded batches with mixed modalities: each sample's features are those it gets alone."""
+import copy
+
 import torch
 
 from avspeech.model.config import preset
@@ -60,3 +62,9 @@ def test_lip_frontend_inference_by_blocks_equals_the_whole_clip():
             ref = fe.double()(x.double())
         assert torch.equal(blocks, whole), (blocks - whole).abs().max()
         assert (blocks.double() - ref).abs().max() < 1e-5
+        fe.float().train()  # training-mode norms use batch statistics: never by blocks, even without gradients
+        whole_model = copy.deepcopy(fe)
+        with torch.no_grad():
+            trained = fe(x)
+            whole_train = whole_model.proj(whole_model._features(x))  # the whole clip at once
+        assert torch.equal(trained, whole_train)

@@ -226,8 +226,16 @@ def test_array_file_append_take_and_errors(tmp_path):
             f.take([11])
     g = ArrayFile((3,), np.float32, 4, tmp_path)
     g[1] = [1, 2, 3]
-    np.testing.assert_array_equal(np.asarray(g), [[0, 0, 0], [1, 2, 3], [0, 0, 0], [0, 0, 0]])
+    g[-1] = [4, 5, 6]  # negative rows count from the end, as when reading
+    np.testing.assert_array_equal(np.asarray(g), [[0, 0, 0], [1, 2, 3], [0, 0, 0], [4, 5, 6]])
+    with pytest.raises(TypeError):
+        g[True]
     g.close()
+    with ArrayFile((), np.float32, 3, tmp_path) as w:  # 1-D: a sample per row
+        w[0] = 0.5
+        w[1:3] = [1.5, 2.5]
+        assert w.append(3.5) == 3
+        np.testing.assert_array_equal(np.asarray(w), [0.5, 1.5, 2.5, 3.5])
 
 
 

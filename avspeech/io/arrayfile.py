@@ -21,7 +21,7 @@ class ArrayFile:
     collected). Rows are set by index (``f[i] = row`` or ``f[a:b] = rows``, any order, rows never set read as
     zeros) or appended (:meth:`append`); ``row_shape=()`` makes a 1-D file (e.g. a long waveform, a sample per
     row); read as ``f[i]`` (one row), ``f[a:b]`` (a contiguous slice) or :meth:`take` (a list of
-    rows). ``np.asarray(f)`` reads it all."""
+    rows). ``np.asarray(f)`` reads it all. One file is for one thread (a seek, then a read or write)."""
 
     def __init__(self, row_shape: Sequence[int], dtype=np.float64, n: int = 0,
                  folder: str | Path | None = None):
@@ -30,11 +30,14 @@ class ArrayFile:
         self._row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
         self._n = int(n)
         self._folder = folder or tempfile.gettempdir()
+        self._file = None
         try:
             self._file = tempfile.TemporaryFile(dir=folder)
             if self._n:
                 self._file.truncate(self._n * self._row_bytes)
         except OSError as e:
+            if self._file is not None:
+                self._file.close()
             raise self._disk_error(e) from e
 
     def _disk_error(self, e: OSError) -> OSError:
@@ -62,7 +65,7 @@ class ArrayFile:
         return self._n
 
     def _bytes(self, row: np.ndarray) -> bytes:
-        row = np.ascontiguousarray(row, self.dtype)
+        row = np.asarray(row, self.dtype)  # (a 0-d row of a 1-D file stays 0-d; tobytes() is C order)
         if row.shape != self.row_shape:
             raise ValueError(f"a row of this file has shape {self.row_shape}, got {row.shape}")
         return row.tobytes()
@@ -78,9 +81,16 @@ class ArrayFile:
                                  f"got {block.shape}")
             self._write(s, block.tobytes())
             return
-        if not 0 <= index < self._n:
+        i = self._row_index(index)
+        self._write(i, self._bytes(value))
+
+    def _row_index(self, index) -> int:
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"a row number, not {type(index).__name__}")
+        i = int(index) + (self._n if index < 0 else 0)
+        if not 0 <= i < self._n:
             raise IndexError(f"row {index} of a file of {self._n} rows")
-        self._write(index, self._bytes(value))
+        return i
 
     def append(self, row: np.ndarray) -> int:
         """Add ``row`` after the last one; returns its index."""
@@ -101,11 +111,8 @@ class ArrayFile:
             if step != 1:
                 raise ValueError("an ArrayFile is read by contiguous slices (step 1)")
             return self._read(s, max(e, s) - s)
-        if isinstance(index, (int, np.integer)):
-            i = int(index) + (self._n if index < 0 else 0)
-            if not 0 <= i < self._n:
-                raise IndexError(f"row {index} of a file of {self._n} rows")
-            return self._read(i, 1)[0]
+        if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+            return self._read(self._row_index(index), 1)[0]
         raise TypeError(f"an ArrayFile is read by a row number or a slice of rows, not {type(index).__name__} "
                         "(read the rows first: np.asarray(f[a:b]))")
 

@@ -67,12 +67,13 @@ class LipFrontend(nn.Module):
 
     def forward(self, lips: Tensor) -> Tensor:
         b, t = lips.shape[0], lips.shape[2]
-        if torch.is_grad_enabled() or t <= INFERENCE_BLOCK:
+        if self.training or torch.is_grad_enabled() or t <= INFERENCE_BLOCK:
             return self.proj(self._features(lips))  # (B, T, D)
         # Inference on a long chunk: the stem's and trunk's activations (about 1 MB per frame at width 64) are
         # made a block of frames at a time, each block with the stem's temporal context (2 frames each side).
-        # Exact: eval-mode norms act per frame, the only temporal kernel is the stem's.
-        ctx = self.stem[0].kernel_size[0] // 2
+        # The same numbers (bit for bit on the CPU; GPU kernels may pick other algorithms per shape): eval-mode
+        # norms act per frame, and the only temporal kernel is the stem's (stride 1, padding = context).
+        ctx = self.stem[0].padding[0]
         parts = []
         for a in range(0, t, INFERENCE_BLOCK):
             e = min(t, a + INFERENCE_BLOCK)

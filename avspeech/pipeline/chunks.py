@@ -53,7 +53,7 @@ class Chunk:
 
 def span_chunks(rois, audio: np.ndarray | None, chunk: int, overlap: int, offset: int = 0) -> Iterator[Chunk]:
     """The chunks of a span whose ROIs are ``rois`` (L, 96, 96) (an array or anything sliced like one, e.g.
-    :class:`~avspeech.pipeline.tracks.RoiFile`) and audio ``audio`` (L * 640,) or None; only one chunk's ROIs are
+    :class:`~avspeech.io.arrayfile.ArrayFile`) and audio ``audio`` (L * 640,) or None; only one chunk's ROIs are
     read at a time."""
     n = len(rois)
     if audio is not None and audio.shape[0] != n * SAMPLES_PER_FRAME:

@@ -14,9 +14,8 @@ from avspeech.io.arrayfile import ArrayFile
 
 
 class RoiFile(ArrayFile):
-    """(n, size, size) uint8 mouth ROIs in an unnamed temporary file (an :class:`~avspeech.io.arrayfile.ArrayFile`):
-    written a frame at a time, read a slice (one chunk) at a time, so a long track's ROIs are on disk, not in
-    memory."""
+    """(n, size, size) uint8 mouth ROIs in an unnamed temporary file: the :class:`~avspeech.io.arrayfile.ArrayFile`
+    that :func:`clip_tracks` gives each track, by its ROI shape (kept for callers that make one themselves)."""
 
     def __init__(self, n: int, size: int, folder: str | Path | None = None):
         super().__init__((size, size), np.uint8, n, folder)
@@ -26,7 +25,7 @@ class RoiFile(ArrayFile):
 def clip_tracks(path: str | Path, max_faces: int = 4, need_audio: str | None = None,
                 roi_geometry: str = "avspeech") -> Iterator[tuple]:
     """``(clip, result)``: the decoded clip (``clip.frames`` a stream: iterate it for another pass) and its
-    :class:`~avspeech.preprocess.pipeline.ClipTracks` (each track's ``rois`` a :class:`RoiFile`), for the
+    :class:`~avspeech.preprocess.pipeline.ClipTracks` (each track's ``rois`` an ``ArrayFile``), for the
     ``with`` block. :class:`InputError` naming the clip when it has no face track, or no audio when
     ``need_audio`` (the reason the command needs it, for the message). ``roi_geometry``: the mouth-ROI
     convention of the model that reads the ROIs (:class:`~avspeech.preprocess.config.PreprocessConfig`)."""
@@ -37,7 +36,8 @@ def clip_tracks(path: str | Path, max_faces: int = 4, need_audio: str | None = N
     stores: list[ArrayFile] = []
 
     def store(shape: tuple[int, ...], dtype) -> ArrayFile:
-        stores.append(ArrayFile(shape[1:], dtype, shape[0]))
+        stores.append(RoiFile(shape[0], shape[1]) if len(shape) == 3 and shape[1] == shape[2] and dtype == np.uint8
+                      else ArrayFile(shape[1:], dtype, shape[0]))
         return stores[-1]
 
     try:

@@ -37,7 +37,7 @@ class FaceTrack:
     index: int
     start: int
     boxes: np.ndarray
-    landmarks: np.ndarray | None
+    landmarks: np.ndarray | ArrayFile | None
     observed: np.ndarray
     transforms: np.ndarray
     rois: np.ndarray
@@ -54,8 +54,12 @@ class FaceTrack:
 
     @property
     def mouth(self) -> np.ndarray:
-        """(L, 2) mouth centre (mean of the lip landmarks) in frame pixels."""
-        return self.landmarks[:, LIP_POINTS].mean(axis=1)
+        """(L, 2) mouth centre (mean of the lip landmarks) in frame pixels (landmarks on disk read in blocks)."""
+        lm = self.landmarks
+        if isinstance(lm, np.ndarray):
+            return lm[:, LIP_POINTS].mean(axis=1)
+        return np.concatenate([np.asarray(lm[s:s + 1024])[:, LIP_POINTS].mean(axis=1)
+                               for s in range(0, len(lm), 1024)]).reshape(-1, 2)
 
 
 def _in_memory(shape: tuple[int, ...], dtype) -> np.ndarray:

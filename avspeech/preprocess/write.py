@@ -63,7 +63,7 @@ def write_clip(out: str | Path, clip_id: str, source: str, clip: DecodedClip, re
 
 
 def _write_rois(path: Path, rois, config: PreprocessConfig, chunk: int = 250) -> None:
-    """A track's ROIs (L, size, size) (an array or a :class:`~avspeech.pipeline.tracks.RoiFile`) as its gray
+    """A track's ROIs (L, size, size) (an array or an :class:`~avspeech.io.arrayfile.ArrayFile`) as its gray
     video, read ``chunk`` frames at a time."""
     n, size = len(rois), config.roi_size
     with VideoWriter(path, size, size, config.fps, gray=True, crf=config.crf) as writer:

@@ -15,6 +15,7 @@ each speaker). ``speakers.json`` is written last, so its presence marks a comple
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -96,7 +97,8 @@ class Speaker:
 
     def level_dbfs(self) -> float | None:
         """Mean power over the track's span in dB re full scale (None for an empty span), summed in float64 a
-        block at a time."""
+        block at a time (for spans over 2^20 samples the last bits can differ from ``np.mean``'s pairwise sum;
+        the JSON rounds to 0.1 dB)."""
         n = len(self.audio)
         if not n:
             return None
@@ -138,37 +140,35 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
         fps, n = result.fps, result.num_frames
         timings = dict(result.timings)
         t0 = time.perf_counter()
-        voices: list[ArrayFile] = []  # each face's voice on disk until written (a long clip)
+        voices = ExitStack()  # each face's voice on disk until written (a long clip); closed whatever happens
 
         def store(samples: int) -> ArrayFile:
-            voices.append(ArrayFile((), np.float32, samples))
-            return voices[-1]
+            return voices.enter_context(ArrayFile((), np.float32, samples))
 
-        speakers = separate_tracks(model, result.audio, result.tracks, n, *chunks.frames(fps), store=store)
-        timings["separation"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        for spk in speakers:
-            write_wav(out / f"speaker_{spk.track}.wav", spk.full(n), result.sample_rate)
-        # more passes over the frames write the speakers' videos (face boxed) and thumbnails, a few at a time
-        write_face_videos(out, clip.frames, result.tracks, [spk.full(n) for spk in speakers], fps, result.height,
-                          result.width, result.sample_rate)
-        entries = []
-        for spk in speakers:
-            k = spk.track
-            level = spk.level_dbfs()
-            entries.append({"track": k, "start_s": round(spk.start / fps, 3), "end_s": round(spk.end / fps, 3),
-                            "frames": [spk.start, spk.end], "box": spk.box, "thumbnail": f"speaker_{k}.jpg",
-                            "wav": f"speaker_{k}.wav", "video": f"speaker_{k}.mp4",
-                            "level_dbfs": None if level is None else round(level, 1)})
-        shown = min(n, int(SPECTROGRAM_SECONDS * fps)) * SAMPLES_PER_FRAME  # a long clip: its beginning
-        spectrograms(out / "spectrograms.png", [("mixture", result.audio[:shown])]
-                     + [(f"speaker {s.track}", s.full(n)[:shown]) for s in speakers], result.sample_rate)
-        timings["writing"] = time.perf_counter() - t0
-        write_json(out / "speakers.json", {
-            "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": n, "fps": fps,
-            "seconds": {k: round(v, 3) for k, v in timings.items()}, "speakers": entries})
-        for v in voices:
-            v.close()
+        with voices:
+            speakers = separate_tracks(model, result.audio, result.tracks, n, *chunks.frames(fps), store=store)
+            timings["separation"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            for spk in speakers:
+                write_wav(out / f"speaker_{spk.track}.wav", spk.full(n), result.sample_rate)
+            # more passes over the frames write the speakers' videos (face boxed) and thumbnails, a few at a time
+            write_face_videos(out, clip.frames, result.tracks, [spk.full(n) for spk in speakers], fps, result.height,
+                              result.width, result.sample_rate)
+            entries = []
+            for spk in speakers:
+                k = spk.track
+                level = spk.level_dbfs()
+                entries.append({"track": k, "start_s": round(spk.start / fps, 3),
+                                "end_s": round(spk.end / fps, 3), "frames": [spk.start, spk.end], "box": spk.box,
+                                "thumbnail": f"speaker_{k}.jpg", "wav": f"speaker_{k}.wav",
+                                "video": f"speaker_{k}.mp4", "level_dbfs": None if level is None else round(level, 1)})
+            shown = min(n, int(SPECTROGRAM_SECONDS * fps)) * SAMPLES_PER_FRAME  # a long clip: its beginning
+            spectrograms(out / "spectrograms.png", [("mixture", result.audio[:shown])]
+                         + [(f"speaker {s.track}", s.full(n)[:shown]) for s in speakers], result.sample_rate)
+            timings["writing"] = time.perf_counter() - t0
+            write_json(out / "speakers.json", {
+                "clip": str(path), "checkpoint": str(checkpoint or PRETRAINED), "frames": n, "fps": fps,
+                "seconds": {k: round(v, 3) for k, v in timings.items()}, "speakers": entries})
     return entries
