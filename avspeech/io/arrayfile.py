@@ -20,8 +20,7 @@ class ArrayFile:
     """``n`` rows of shape ``row_shape`` and type ``dtype`` in an unnamed temporary file (gone when closed or
     collected). Rows are set by index (``f[i] = row`` or ``f[a:b] = rows``, any order, rows never set read as
     zeros) or appended (:meth:`append`); ``row_shape=()`` makes a 1-D file (e.g. a long waveform, a sample per
-    row); read as ``f[i]`` (one row), ``f[a:b]`` (a contiguous slice) or :meth:`take` (a list of
-    rows). ``np.asarray(f)`` reads it all. One file is for one thread (a seek, then a read or write)."""
+    row); read as ``f[i]`` (one row) or ``f[a:b]`` (a contiguous slice). ``np.asarray(f)`` reads it all. One file is for one thread (a seek, then a read or write)."""
 
     def __init__(self, row_shape: Sequence[int], dtype=np.float64, n: int = 0,
                  folder: str | Path | None = None):
@@ -100,9 +99,7 @@ class ArrayFile:
 
     def _read(self, start: int, count: int) -> np.ndarray:
         self._file.seek(start * self._row_bytes)
-        data = bytearray(self._file.read(count * self._row_bytes))
-        if len(data) < count * self._row_bytes:  # rows past the last write of a pre-sized file
-            data += bytes(count * self._row_bytes - len(data))
+        data = bytearray(self._file.read(count * self._row_bytes))  # a pre-sized file reads zeros where unset
         return np.frombuffer(data, self.dtype).reshape((count,) + self.row_shape)
 
     def __getitem__(self, index: int | slice) -> np.ndarray:
@@ -116,21 +113,6 @@ class ArrayFile:
         raise TypeError(f"an ArrayFile is read by a row number or a slice of rows, not {type(index).__name__} "
                         "(read the rows first: np.asarray(f[a:b]))")
 
-    def take(self, rows: Sequence[int]) -> np.ndarray:
-        """The rows ``rows`` in that order, (len(rows),) + row_shape; runs of consecutive rows are read at once."""
-        rows = np.asarray(rows, np.int64).reshape(-1)
-        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
-            raise IndexError(f"rows outside 0 .. {self._n - 1}")
-        out = np.empty((rows.size,) + self.row_shape, self.dtype)
-        k = 0
-        while k < rows.size:
-            j = k + 1
-            while j < rows.size and rows[j] == rows[j - 1] + 1:
-                j += 1
-            out[k:j] = self._read(int(rows[k]), j - k)
-            k = j
-        return out
-
     def __array__(self, dtype=None, copy=None):
         return self[:] if dtype is None else self[:].astype(dtype)
 
@@ -138,6 +120,29 @@ class ArrayFile:
         self._file.close()
 
     def __enter__(self) -> "ArrayFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TempArrays:
+    """Makes the :class:`ArrayFile` s of one piece of work and closes them all when it ends (``with``), error or
+    not: ``store((n, *row_shape), dtype)`` gives a pre-sized file, the form the pipeline's ``store`` takes."""
+
+    def __init__(self):
+        self._files: list[ArrayFile] = []
+
+    def __call__(self, shape: Sequence[int], dtype) -> ArrayFile:
+        self._files.append(ArrayFile(shape[1:], dtype, shape[0]))
+        return self._files[-1]
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files.clear()
+
+    def __enter__(self) -> "TempArrays":
         return self
 
     def __exit__(self, *exc) -> None:

@@ -66,7 +66,7 @@ class LipFrontend(nn.Module):
         self.proj = nn.Linear(c, dim)
 
     def forward(self, lips: Tensor) -> Tensor:
-        b, t = lips.shape[0], lips.shape[2]
+        t = lips.shape[2]
         if self.training or torch.is_grad_enabled() or t <= INFERENCE_BLOCK:
             return self.proj(self._features(lips))  # (B, T, D)
         # Inference on a long chunk: the stem's and trunk's activations (about 1 MB per frame at width 64) are

@@ -9,7 +9,7 @@ from avspeech.pipeline.chunks import Chunk, chunk_spans, span_chunks
 from avspeech.pipeline.config import ChunkConfig
 from avspeech.pipeline.provenance import synthetic_note, synthetic_only
 from avspeech.pipeline.stitch import CrossFade, merge_words
-from avspeech.pipeline.tracks import RoiFile, clip_tracks
+from avspeech.pipeline.tracks import clip_tracks
 
-__all__ = ["Chunk", "ChunkConfig", "CrossFade", "RoiFile", "chunk_spans", "clip_tracks", "merge_words",
+__all__ = ["Chunk", "ChunkConfig", "CrossFade", "chunk_spans", "clip_tracks", "merge_words",
            "span_chunks", "synthetic_note", "synthetic_only"]

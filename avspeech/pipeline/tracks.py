@@ -7,18 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 from avspeech.errors import InputError
-from avspeech.io.arrayfile import ArrayFile
-
-
-class RoiFile(ArrayFile):
-    """(n, size, size) uint8 mouth ROIs in an unnamed temporary file: the :class:`~avspeech.io.arrayfile.ArrayFile`
-    that :func:`clip_tracks` gives each track, by its ROI shape (kept for callers that make one themselves)."""
-
-    def __init__(self, n: int, size: int, folder: str | Path | None = None):
-        super().__init__((size, size), np.uint8, n, folder)
+from avspeech.io.arrayfile import TempArrays
 
 
 @contextmanager
@@ -33,14 +23,7 @@ def clip_tracks(path: str | Path, max_faces: int = 4, need_audio: str | None = N
     from avspeech.preprocess.pipeline import Preprocessor, require_faces
 
     cfg = PreprocessConfig(max_faces=max_faces, roi_geometry=roi_geometry)
-    stores: list[ArrayFile] = []
-
-    def store(shape: tuple[int, ...], dtype) -> ArrayFile:
-        stores.append(RoiFile(shape[0], shape[1]) if len(shape) == 3 and shape[1] == shape[2] and dtype == np.uint8
-                      else ArrayFile(shape[1:], dtype, shape[0]))
-        return stores[-1]
-
-    try:
+    with TempArrays() as store:
         with Preprocessor(cfg) as pre:
             clip, result = pre.process_file(path, stream=True, keep_landmarks=False, track_audio=False,
                                             store=store)
@@ -48,6 +31,3 @@ def clip_tracks(path: str | Path, max_faces: int = 4, need_audio: str | None = N
             raise InputError(f"the clip has no audio stream: {need_audio}", path)
         require_faces(result, path, cfg)
         yield clip, result
-    finally:
-        for s in stores:
-            s.close()

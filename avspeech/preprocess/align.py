@@ -69,17 +69,6 @@ def iter_filled(frames: Sequence[int], landmark: Callable[[int], np.ndarray]) ->
         prev_t, prev = t, cur
 
 
-def fill_gaps(frames: Sequence[int] | np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Landmarks on every frame from the first to the last observed one: (L, N, 2) with missing frames linearly
-    interpolated between the observed frames around them (:func:`iter_filled`), and ``observed`` (L,) bool."""
-    frames = np.asarray(frames, np.int64)
-    filled = np.stack(list(iter_filled(frames, lambda k: landmarks[k])))
-    observed = np.zeros(len(filled), bool)
-    observed[frames - frames[0]] = True
-    return filled, observed
-
-
 def smooth(x: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average over ``window`` frames along axis 0 (fewer frames at the ends)."""
     if window <= 1 or len(x) <= 1:
@@ -148,18 +137,20 @@ def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int
                    geometry: str = "avspeech", columns: np.ndarray | None = None) -> np.ndarray:
     """Affine maps (L, 2, 3) from frame pixels to ROI pixels for landmarks (L, 468, 2) on consecutive frames,
     in this package's ``geometry`` or AV-HuBERT's ("avhubert"). ``columns``: the FaceMesh indices of the
-    points that ``landmarks`` holds when it holds only some, (L, len(columns), 2), e.g. ``roi_points(geometry)``
+    points that ``landmarks`` holds when it holds only some, increasing, (L, len(columns), 2), e.g.
+    ``roi_points(geometry)``
     (a long track's landmarks without the other 400-odd points)."""
     need = roi_points(geometry)
     if columns is None:
         pick = lambda idx: landmarks[:, idx]  # noqa: E731
     else:
         columns = np.asarray(columns)
+        if np.any(np.diff(columns) <= 0):
+            raise ValueError("landmark columns must be increasing FaceMesh indices (as roi_points gives them)")
         if not np.isin(need, columns).all():
             raise ValueError(f"landmark columns lack the points {geometry!r} needs: "
                              f"{sorted(set(need.tolist()) - set(columns.tolist()))}")
-        order = np.argsort(columns, kind="stable")
-        pick = lambda idx: landmarks[:, order[np.searchsorted(columns[order], idx)]]  # noqa: E731
+        pick = lambda idx: landmarks[:, np.searchsorted(columns, idx)]  # noqa: E731
     if geometry == "avhubert":
         return _avhubert_transforms(landmarks, smooth_window, roi_size, pick)
     stable = smooth(pick(STABLE_POINTS), smooth_window)  # (L, 5, 2)

@@ -48,24 +48,15 @@ def process_one(item: ClipInput, out: str, config: PreprocessConfig) -> dict:
     A clip whose frames take more than ``config.in_memory_mb`` is streamed, its tracks' ROIs and landmarks
     waiting in temporary files (:class:`~avspeech.io.arrayfile.ArrayFile`) until they are written, so memory
     does not grow with it."""
-    from avspeech.io.arrayfile import ArrayFile
+    from avspeech.io.arrayfile import TempArrays
 
     pre = _preprocessor(config)
-    stores: list[ArrayFile] = []
-
-    def store(shape: tuple[int, ...], dtype) -> ArrayFile:
-        stores.append(ArrayFile(shape[1:], dtype, shape[0]))
-        return stores[-1]
-
-    try:
+    with TempArrays() as store:
         clip, result = pre.process_file(item.path, stream=None, store=store)
         require_faces(result, item.path, config)
         t0 = time.perf_counter()
         result.timings["writing"] = 0.0
         record = write_clip(out, item.clip_id, item.path, clip, result, config)
-    finally:
-        for s in stores:
-            s.close()
     # The record on disk holds the timings without writing; the returned one has them all.
     record["timings"]["writing"] = time.perf_counter() - t0
     return record

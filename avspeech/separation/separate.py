@@ -15,7 +15,6 @@ each speaker). ``speakers.json`` is written last, so its presence marks a comple
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +25,7 @@ import torch
 from avspeech.errors import InputError
 from avspeech.features import LipTransform, audio_features
 from avspeech.features.audio import encoder_setting
-from avspeech.io.arrayfile import ArrayFile
+from avspeech.io.arrayfile import TempArrays
 from avspeech.pipeline import ChunkConfig, CrossFade, span_chunks
 from avspeech.pipeline.stitch import OnTimeline
 from avspeech.pipeline.config import SEPARATION_CHUNKS
@@ -140,13 +139,9 @@ def separate_clip(path: str | Path, out: str | Path, model: AVSeparator | None =
         fps, n = result.fps, result.num_frames
         timings = dict(result.timings)
         t0 = time.perf_counter()
-        voices = ExitStack()  # each face's voice on disk until written (a long clip); closed whatever happens
-
-        def store(samples: int) -> ArrayFile:
-            return voices.enter_context(ArrayFile((), np.float32, samples))
-
-        with voices:
-            speakers = separate_tracks(model, result.audio, result.tracks, n, *chunks.frames(fps), store=store)
+        with TempArrays() as voices:  # each face's voice on disk until written (a long clip)
+            speakers = separate_tracks(model, result.audio, result.tracks, n, *chunks.frames(fps),
+                                       store=lambda samples: voices((samples,), np.float32))
             timings["separation"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             out = Path(out)
