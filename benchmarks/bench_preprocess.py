@@ -208,6 +208,9 @@ def main() -> None:
     ap.add_argument("--against", default=None, help="another checkout: stage splits side by side (item 3)")
     ap.add_argument("--rounds", type=int, default=4, help="paired rounds with --against")
     args = ap.parse_args()
+    if args.against and not (Path(args.against) / "avspeech" / "__init__.py").is_file():
+        ap.error(f"--against {args.against}: not a checkout of this project (no avspeech/__init__.py there); make "
+                 "one with: git worktree add DIR COMMIT")
     if args.against:
         data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
         try:
