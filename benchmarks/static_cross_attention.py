@@ -1,16 +1,20 @@
-"""Static check of the cross-modal attention kernels, built as launched, for sm_90a (H100/H200) and sm_80 (A100).
+"""Static check of the cross-modal attention kernels, built as launched, for each GPU class the dispatcher runs
+them on: sm_90a (H100/H200), sm_80 (A100), sm_86 (RTX 30xx, A10, A40; sm_89's L4/L40S/RTX 40xx alike), sm_120a
+(RTX 50xx, RTX PRO 6000) and sm_100a (B200).
 
 For every configuration the dispatcher can pick (tile variant, Dh 64 and 128, fp16 and bf16, window and bias on
 and off, both directions or one, the deterministic and the atomic-dq backward) the launchers run unchanged on CPU
 tensors under :func:`avspeech.kernels.launch_capture.capture_launches`, which records each launch's
 specialization (``tt.divisibility`` on the arguments a real launch would mark, constexprs, warps, stages); each
 distinct specialization is compiled once with Triton's ptxas. Checked per build: 0 spill bytes, shared memory
-within the target's limit, tensor-core MMA (wgmma on sm_90a, mma on sm_80).
+within the target's limit, the target's tensor-core MMA (wgmma on sm_90a, tcgen05.mma on sm_100a, mma.sync
+elsewhere). ``--targets 75`` builds for a T4 (not a class the dispatcher runs the kernels on: see
+``MIN_CAPABILITY`` in kernels/cross_attention.py).
 
 Writes ``benchmarks/results/static/cross_attention_static.csv`` (one row per configuration and kernel) and
 ``cross_attention_static.md`` (a table per target and variant). Exit status 1 if any build fails a check.
 
-    python benchmarks/static_cross_attention.py                  # the full table (several minutes)
+    python benchmarks/static_cross_attention.py --jobs 2          # the full table (about 20 minutes on 2 cores)
     python benchmarks/static_cross_attention.py --sample --out /tmp/static   # a few configurations (the test)
     python benchmarks/static_cross_attention.py --tiles large --head-dims 128 --kernels bwd_dkdv --out /tmp/s
 """
@@ -38,7 +42,7 @@ from avspeech.kernels import cross_attention as ca
 from avspeech.kernels.launch_capture import BuildReport, Launch, build, capture_launches, compile_only
 
 RESULTS = Path(__file__).resolve().parent / "results" / "static"
-TARGETS = (90, 80)
+TARGETS = (90, 80, 86, 120, 100)  # compute capabilities: H100/H200, A100, RTX 30xx/A10/A40 (sm_89 alike), RTX 50xx, B200
 # The package's training crop: 500 frames at 25 Hz (not a multiple of 16, as most real lengths are not).
 B, H, L = 2, 12, 500
 KERNELS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv")  # _cross_attn_<name>_kernel
@@ -189,16 +193,17 @@ def markdown(rows: list[dict]) -> str:
     out = ["# Cross-modal attention kernels built as launched (static check)", "",
            f"Specialized by the launchers on B={B}, H={H}, La=Lv={L} (the training crop), built with Triton "
            f"{__import__('triton').__version__}'s ptxas. Written by `benchmarks/static_cross_attention.py`. "
-           "`ok`: 0 spills, shared memory within the target's limit, tensor-core MMA "
-           "(wgmma on sm_90a, mma on sm_80).", ""]
-    counts = {}
+           "`ok`: 0 spills, shared memory within the target's limit, the target's tensor-core MMA "
+           "(wgmma on sm_90a, tcgen05.mma on sm_100a, mma.sync elsewhere).", ""]
+    counts, limits = {}, {}
     for r in rows:
         n = counts.setdefault((r["target"], r["tiles"]), [0, 0])
         n[0] += bool(r["ok"])
         n[1] += 1
-    out += ["| target | tiles | ok / builds |", "|---|---|---|"]
-    out += [f"| {t} | `{v}` | {ok}/{n} |" for (t, v), (ok, n) in sorted(counts.items())]
-    out += [f"| all | | {sum(c[0] for c in counts.values())}/{len(rows)} |", ""]
+        limits[r["target"]] = int(r["smem_limit"])
+    out += ["| target | smem limit KB | tiles | ok / builds |", "|---|---|---|---|"]
+    out += [f"| {t} | {limits[t] / 1024:.0f} | `{v}` | {ok}/{n} |" for (t, v), (ok, n) in sorted(counts.items())]
+    out += [f"| all | | | {sum(c[0] for c in counts.values())}/{len(rows)} |", ""]
     head = ("| config | kernel | tiles | warps/stages | regs | spills (st/ld B) | smem KB | div16 args | MMA | ok |")
     for (target, tiles), group in itertools.groupby(sorted(rows, key=lambda r: (r["target"], r["tiles"])),
                                                     key=lambda r: (r["target"], r["tiles"])):
@@ -218,7 +223,8 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sample", action="store_true", help="a few configurations only (what the test runs)")
-    ap.add_argument("--targets", type=int, nargs="+", choices=TARGETS, default=list(TARGETS))
+    ap.add_argument("--targets", type=int, nargs="+", choices=TARGETS + (75,), default=list(TARGETS),
+                    help="compute capabilities to build for (default: %(default)s)")
     ap.add_argument("--tiles", nargs="+", choices=sorted(ca.TILE_VARIANTS), help="only these tile variants")
     ap.add_argument("--head-dims", type=int, nargs="+", choices=(64, 128), help="only these head dims")
     ap.add_argument("--kernels", nargs="+", choices=KERNELS, help="only these kernels")

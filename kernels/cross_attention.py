@@ -507,29 +507,40 @@ def _cross_attn_bwd_dkdv_kernel(
 # (BLOCK_M, num_warps); ``dkdv_atomic`` is the dk/dv pass of the atomic-dq backward (``deterministic=False``),
 # which holds more per program than ``dkdv``. BLOCK_M tiles queries, BLOCK_N keys (dk/dv: one program per key
 # block). The named sets below are the variants to time on the first GPU (benchmarks/gpu_session.sh), one table per
-# target class (:func:`arch_class`: "sm90" Hopper, "sm80" every other GPU), then per largest head dim. None is tuned
-# yet: "shipped" is the table chosen without a GPU; "large" larger tiles (more work per program, fewer n32 wgmmas in
-# the backward); "narrow" 64-row tiles, which waste less of each tile on narrow windows (a 1 s window at 25 Hz is 51
-# keys). fp32 (IEEE dots, a correctness path) has one table whatever the name. The interpreter gets 16 x 16 tiles
-# unless a variant is named, so small test shapes still cross several blocks.
+# GPU class (:func:`arch_class`: "sm90" Hopper, "sm100" datacenter Blackwell, "sm80" every other GPU of compute
+# capability 8.0 or newer), then per largest head dim. None is tuned yet: "shipped" is the table chosen without a
+# GPU; "large" larger tiles (more work per program, fewer n32 wgmmas in the backward); "narrow" 64-row tiles, which
+# waste less of each tile on narrow windows (a 1 s window at 25 Hz is 51 keys). fp32 (IEEE dots, a correctness
+# path) has one table whatever the name. The interpreter gets 16 x 16 tiles unless a variant is named, so small
+# test shapes still cross several blocks.
 #
-# Every entry builds as launched with 0 spills, shared memory within one block's limit and tensor-core MMA, in
-# every configuration the dispatcher can pick (benchmarks/static_cross_attention.py; the table is
-# benchmarks/results/static/). Window + bias is the costliest configuration everywhere (per-row window bounds and
-# the distance tile stay live) and the atomic-dq dk/dv pass holds a fifth product and its dq tile, so where the
-# first choice spilled there, the entry is the closest smaller one that builds clean in all configurations:
+# Every entry builds as launched with 0 spills, shared memory within one block's limit and the target's
+# tensor-core MMA, in every configuration the dispatcher can pick, on every target of its class: sm_90a; sm_80,
+# sm_86 (99 KB of shared memory, as sm_89) and sm_120a for "sm80"; sm_100a for "sm100"
+# (benchmarks/static_cross_attention.py; the table is benchmarks/results/static/). Window + bias is usually the
+# costliest configuration (per-row window bounds and the distance tile stay live) and the atomic-dq dk/dv pass holds
+# a fifth product and its dq tile, so where the first choice spilled, the entry is the closest one that builds
+# clean in all configurations:
 # - "shipped" sm90 is the original table (clean); its dk/dv of the atomic backward is the same tiles.
 # - sm80 (mma.sync keeps operands and accumulators in registers, so tiles that fit on sm90 spill): dk/dv at Dh 64
 #   needs 16-query steps (32 x 128 and 32 x 64 spilled 24-68 B with window + bias); the atomic dk/dv 16 x 64
 #   (16 x 128 spilled 396 B). "large" loses the 128 x 128 forward (64 B; at Dh 128 128 x 64 24 B), the 128 x 64
 #   dq (16 B; at Dh 128 128 x 32 92 B and 64 x 64 112 B) and the 64 x 128 dk/dv: on sm80 it equals "shipped" at
 #   Dh 64 and differs at Dh 128 only by 32 x 64 dk/dv. "narrow" keeps its 64-row forward and dq programs (dq with
-#   32-key steps) and 64-key dk/dv programs (16-query steps at Dh 64); at Dh 128 it takes 8 warps instead of 4
-#   (4 spilled 32-392 B).
+#   32-key steps) and 64-key dk/dv programs (16-query steps at Dh 64); it takes 8 warps where 4 spilled: at Dh 128
+#   (32-392 B), and at Dh 64 on sm_120a (forward 16-32 B, dq 8 B, dk/dv 24 B with dense + bias; the dk/dv then
+#   with 2 stages, as 3 used 254-255 of the 255 registers).
 # - sm90 "large" keeps 128-key dk/dv programs but with 32-query steps (64 x 128 spilled 120-3224 B at Dh 128 and
 #   with atomic dq); its atomic dk/dv at Dh 128 is 16 x 64 (32 x 128, 64 x 64, 32 x 64 and 16 x 128 all spilled
 #   48-2080 B), as is "narrow"'s (32 x 64 spilled 48 B); "narrow"'s atomic dk/dv at Dh 64 takes 32-query steps
 #   (64 x 64 spilled 56-1260 B) and its dk/dv at Dh 128 8 warps (4 spilled 12 B).
+# - sm100 (tcgen05.mma, accumulators in tensor memory; Triton 3.6's Blackwell ptxas spills where the others do
+#   not, and not always in window + bias: the sm80 table spilled 4-252 B in 104 of 672 builds there, the sm90 one
+#   in 120) starts from sm80's and changes what spilled: the 128 x 64 forward at Dh 64 (16-32 B) takes 32-key
+#   steps; the delta pass at Dh 128 8 warps (4 spilled 252 B, at 72 registers); at Dh 128 dq 64 x 32 with 4 warps
+#   (8 B with 8), dk/dv 16 x 64 with 1 stage (8 B with 2), the atomic dk/dv 16 x 64 with 4 warps and 3 stages (40 B
+#   with 8/2, 12 B with 4/2). Its "large" is 64 x 128 forward (128 x 128 spilled 48-220 B with 2 or 3 stages),
+#   128 x 32 dq at Dh 128, and 128-key dk/dv programs at Dh 128 (32 x 128; atomic 16 x 128; 32 x 64 spilled 16-80 B).
 _INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), dkdv_atomic=(16, 16, 1, 1),
                          delta=(16, 1))
 _FP32_CONFIG = {64: dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
@@ -547,6 +558,10 @@ TILE_VARIANTS: dict[str, dict[str, TileTable]] = {  # name -> target class -> ta
                           delta=(128, 4)),
                  256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
                            delta=(128, 4))},
+        "sm100": {64: dict(fwd=(128, 32, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
+                           delta=(128, 4)),
+                  256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 4, 2), dkdv=(16, 64, 8, 1), dkdv_atomic=(16, 64, 4, 3),
+                            delta=(128, 8))},
     },
     "large": {
         "sm90": {64: dict(fwd=(128, 128, 8, 3), dq=(128, 64, 8, 3), dkdv=(64, 128, 8, 3), dkdv_atomic=(32, 128, 8, 3),
@@ -557,34 +572,43 @@ TILE_VARIANTS: dict[str, dict[str, TileTable]] = {  # name -> target class -> ta
                           delta=(128, 4)),
                  256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
                            delta=(128, 4))},
+        "sm100": {64: dict(fwd=(64, 128, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
+                           delta=(128, 4)),
+                  256: dict(fwd=(128, 32, 8, 3), dq=(128, 32, 8, 2), dkdv=(32, 128, 8, 2), dkdv_atomic=(16, 128, 8, 2),
+                            delta=(128, 8))},
     },
     "narrow": {
         "sm90": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 64, 4, 3), dkdv=(64, 64, 4, 3), dkdv_atomic=(32, 64, 4, 3),
                           delta=(64, 4)),
                  256: dict(fwd=(64, 64, 4, 2), dq=(64, 32, 4, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
                            delta=(64, 4))},
-        "sm80": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 32, 4, 3), dkdv=(16, 64, 4, 3), dkdv_atomic=(16, 64, 4, 3),
+        "sm80": {64: dict(fwd=(64, 64, 8, 3), dq=(64, 32, 8, 3), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 4, 3),
                           delta=(64, 4)),
                  256: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
                            delta=(64, 4))},
+        "sm100": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 32, 8, 3), dkdv=(16, 64, 4, 3), dkdv_atomic=(16, 64, 4, 3),
+                           delta=(64, 4)),
+                  256: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 4, 2), dkdv=(16, 64, 8, 1), dkdv_atomic=(16, 64, 4, 3),
+                            delta=(64, 4))},
     },
 }
 DEFAULT_TILES = "shipped"
-ARCH_CLASSES = ("sm90", "sm80")
+ARCH_CLASSES = ("sm90", "sm80", "sm100")
 
 
 def arch_class(t: Tensor) -> str:
     """The tile table's target class for a launch on inputs like ``t``: ``"sm90"`` on compute capability 9.x
-    (Hopper), ``"sm80"`` on any other GPU (the smaller tiles, checked on sm_80). A CUDA tensor asks its own
-    device; a CPU tensor (a launch under :mod:`.launch_capture`) the target of Triton's active driver; under the
-    interpreter ``"sm90"`` (tile sizes there only decide how many blocks the tests cross)."""
+    (Hopper), ``"sm100"`` on 10.x (datacenter Blackwell, tcgen05), ``"sm80"`` on any other GPU (8.x Ampere and
+    Ada, 12.x consumer Blackwell: mma.sync and 99-163 KB of shared memory). A CUDA tensor asks its own device; a CPU
+    tensor (a launch under :mod:`.launch_capture`) the target of Triton's active driver; under the interpreter
+    ``"sm90"`` (tile sizes there only decide how many blocks the tests cross)."""
     if t.is_cuda:
         major = torch.cuda.get_device_capability(t.device)[0]
     elif INTERPRET:
         return "sm90"
     else:
         major = triton.runtime.driver.active.get_current_target().arch // 10
-    return "sm90" if major == 9 else "sm80"
+    return {9: "sm90", 10: "sm100"}.get(major, "sm80")
 
 
 def _by_head_dim(table: TileTable, head_dim: int) -> dict[str, tuple[int, ...]]:
@@ -855,12 +879,42 @@ class BackendUnavailableError(RuntimeError):
     """The backend asked for cannot run on these inputs (device, dtype, or this machine's torch/Triton)."""
 
 
-def triton_runs(t: Tensor) -> bool:
-    """Whether the Triton kernels can run on inputs like ``t``: CUDA (not interpreted), or the CPU when
-    ``TRITON_INTERPRET=1`` was set before ``triton`` was imported; fp32, fp16 or bf16."""
+# The oldest GPU the kernels run on: compute capability 8.0 (Ampere). Built as launched for 7.5 (T4, RTX 20xx),
+# Triton 3.6 emits no tensor-core MMA for these kernels, in fp16 as in bf16: the forward spills 22-24 KB and the dq
+# pass asks for 80 KB of shared memory against the 64 KB a block may use there, so its launch fails
+# (`benchmarks/static_cross_attention.py --targets 75 --sample`: benchmarks/results/static/sm_75/, bf16). Older
+# GPUs get the reference under "auto".
+MIN_CAPABILITY = (8, 0)
+
+
+def _cuda_problem(device: torch.device) -> str | None:
+    """Why the compiled kernels cannot run on CUDA ``device`` (None: they can)."""
+    if torch.version.hip is not None:
+        return "they are built and checked for NVIDIA GPUs only (this torch runs on ROCm)"
+    capability = torch.cuda.get_device_capability(device)
+    if tuple(capability) < MIN_CAPABILITY:
+        return (f"they need a GPU of compute capability {MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} or newer (Ampere, "
+                f"Ada, Hopper, Blackwell: bf16 tensor cores, 99 KB of shared memory per block); "
+                f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}")
+    return None
+
+
+def triton_problem(t: Tensor) -> str | None:
+    """Why the Triton kernels cannot run on inputs like ``t``, or None where they can: CUDA (not interpreted) on
+    a GPU of compute capability 8.0 or newer, or the CPU when ``TRITON_INTERPRET=1`` was set before ``triton``
+    was imported; fp32, fp16 or bf16."""
     if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        return False
-    return (t.is_cuda and not INTERPRET) or (t.device.type == "cpu" and INTERPRET)
+        return "the Triton kernels take float32, float16 or bfloat16"
+    if t.device.type == "cpu":
+        return None if INTERPRET else "on the CPU they run only under TRITON_INTERPRET=1 set before triton is imported"
+    if not t.is_cuda or INTERPRET:
+        return "a CUDA device is needed (and no TRITON_INTERPRET)"
+    return _cuda_problem(t.device)
+
+
+def triton_runs(t: Tensor) -> bool:
+    """Whether the Triton kernels can run on inputs like ``t`` (:func:`triton_problem` has no objection)."""
+    return triton_problem(t) is None
 
 
 def default_backend() -> str:
@@ -880,11 +934,7 @@ def resolve_backend(backend: str | None, t: Tensor) -> str:
         raise ValueError(f"unknown attention backend {name!r}{src}; choose from {BACKENDS}")
     if name == "auto":
         return "triton" if triton_runs(t) else "reference"
-    if name == "triton" and not triton_runs(t):
-        why = ("the Triton kernels take float32, float16 or bfloat16" if t.dtype not in
-               (torch.float32, torch.float16, torch.bfloat16) else
-               "on the CPU they run only under TRITON_INTERPRET=1 set before triton is imported" if
-               t.device.type == "cpu" else "a CUDA device is needed (and no TRITON_INTERPRET)")
+    if name == "triton" and (why := triton_problem(t)) is not None:
         raise BackendUnavailableError(f"backend 'triton' cannot run on {t.device.type} {t.dtype} inputs: {why}")
     if name == "flex" and not flex_available():
         raise BackendUnavailableError(f"backend 'flex' needs torch.nn.attention.flex_attention (torch "
@@ -908,10 +958,10 @@ def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_
                           deterministic: bool = True) -> tuple[Tensor, Tensor]:
     """Cross-modal attention in both directions (see :func:`cross_modal_attention_reference`).
 
-    ``backend``: ``"triton"`` the fused kernels (CUDA, or the CPU under ``TRITON_INTERPRET=1`` set before
-    ``triton`` is imported), ``"flex"`` PyTorch's FlexAttention (:mod:`.flex`; compiled on CUDA, forward only on
+    ``backend``: ``"triton"`` the fused kernels (CUDA on a GPU of compute capability 8.0 or newer, or the CPU
+    under ``TRITON_INTERPRET=1`` set before ``triton`` is imported), ``"flex"`` PyTorch's FlexAttention (:mod:`.flex`; compiled on CUDA, forward only on
     the CPU), ``"reference"`` the materialized PyTorch reference, ``"auto"`` the Triton kernels where they run
-    and the reference elsewhere (CPU, float64). ``None`` (default) takes ``$AVSPEECH_ATTENTION`` if set, else
+    and the reference elsewhere (CPU, float64, GPUs older than Ampere: :func:`triton_problem` says why). ``None`` (default) takes ``$AVSPEECH_ATTENTION`` if set, else
     ``"auto"``. A backend that cannot run on these inputs raises :class:`BackendUnavailableError`. Same
     arguments, same results, differentiable in q, k, v of both streams and in ``slopes``.
 

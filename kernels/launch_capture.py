@@ -27,9 +27,10 @@ from triton.backends.compiler import GPUTarget
 from triton.backends.driver import DriverBase
 from triton.runtime.driver import driver
 
-# Shared memory one block may use (opt-in maximum), bytes: sm_90 (H100/H200) and sm_80 (A100).
-SMEM_LIMIT = {90: 232448, 80: 166912}
-TARGET_NAME = {90: "sm_90a", 80: "sm_80"}
+# Shared memory one block may use (opt-in maximum, CUDA programming guide's table of compute capabilities), bytes,
+# per compute capability: sm_90 (H100/H200), sm_80 (A100), sm_86 (RTX 30xx, A10, A40; sm_89's L4, L40S and RTX
+# 40xx have the same limit), sm_100 (B200), sm_120 (RTX 50xx, RTX PRO 6000), sm_75 (T4, RTX 20xx).
+SMEM_LIMIT = {90: 232448, 80: 166912, 86: 101376, 100: 232448, 120: 101376, 75: 65536}
 
 
 class _TargetDriver(DriverBase):
@@ -84,7 +85,7 @@ class Launch:
 @contextlib.contextmanager
 def capture_launches(cap: int):
     """Within the block, Triton launches compile nothing and run nothing; each is appended to the yielded list as
-    a :class:`Launch` specialized for compute capability ``cap`` (90 or 80)."""
+    a :class:`Launch` specialized for compute capability ``cap`` (90, 80, 86, 120, 100, ...)."""
     if triton.knobs.runtime.interpret:
         raise RuntimeError("capture_launches needs Triton's compiler: run without TRITON_INTERPRET=1")
     launches: list[Launch] = []
@@ -126,7 +127,7 @@ class BuildReport:
 
     @property
     def tensor_core(self) -> bool:
-        want = "wgmma" if self.target == "sm_90a" else "mma"
+        want = TENSOR_CORE_MMA.get(self.target, "mma")
         return any(m.startswith(want + ".") for m in self.mma)
 
     @property
@@ -135,7 +136,29 @@ class BuildReport:
                 and (self.tensor_core or not self.needs_mma))
 
 
-_MMA = re.compile(r"\b(wgmma\.mma_async(?:\.sp)?\.sync\.aligned\.m\d+n\d+k\d+|mma\.sync\.aligned\.m\d+n\d+k\d+)")
+# The tensor-core instruction a target's matrix products must use: warpgroup MMA on Hopper, the 5th-generation
+# tcgen05.mma on datacenter Blackwell, warp-level mma.sync elsewhere.
+TENSOR_CORE_MMA = {"sm_90a": "wgmma", "sm_100a": "tcgen05"}
+# The shape of wgmma and mma.sync is in the instruction; tcgen05.mma's is in its descriptor, so its kind is kept.
+_MMA = re.compile(r"\b(?:(wgmma)\.mma_async(?:\.sp)?\.sync\.aligned\.(m\d+n\d+k\d+)"
+                  r"|(mma)\.sync\.aligned\.(m\d+n\d+k\d+)|(tcgen05)\.mma\.cta_group::\d\.(kind::\w+))")
+
+
+def mma_instructions(ptx: str) -> list[str]:
+    """The distinct tensor-core MMA instructions of ``ptx``, as ``wgmma.m64n128k16``, ``mma.m16n8k16`` or
+    ``tcgen05.kind::f16``."""
+    found = set()
+    for m in _MMA.finditer(ptx):
+        groups = [g for g in m.groups() if g]
+        found.add(".".join(groups))
+    return sorted(found)
+
+
+def target_name(cap: int) -> str:
+    """Triton's name of the build target of compute capability ``cap`` (``sm_90a``, ``sm_80``, ``sm_100a``)."""
+    from triton.backends.nvidia.compiler import sm_arch_from_capability
+
+    return sm_arch_from_capability(cap)
 
 
 def compile_only(launch: Launch, cap: int):
@@ -146,6 +169,13 @@ def compile_only(launch: Launch, cap: int):
     return triton.compile(src, target=GPUTarget("cuda", cap, 32), options=launch.options)
 
 
+def _ptxas(cap: int) -> str:
+    """The ptxas Triton itself assembles ``cap``'s PTX with (Blackwell has its own, of a newer CUDA)."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    return get_ptxas(cap).path
+
+
 def build(launch: Launch, cap: int, needs_mma: bool = True) -> BuildReport:
     """Compile ``launch`` for compute capability ``cap`` with Triton's ptxas and report its resources;
     ``needs_mma``: whether the kernel must use tensor-core MMA to pass (:attr:`BuildReport.ok`)."""
@@ -153,7 +183,7 @@ def build(launch: Launch, cap: int, needs_mma: bool = True) -> BuildReport:
     with tempfile.TemporaryDirectory() as tmp:  # the resource report of the PTX Triton made (its cache skips it)
         ptx_file = Path(tmp) / "kernel.ptx"
         ptx_file.write_text(compiled.asm["ptx"])
-        text = subprocess.run([knobs.nvidia.ptxas.path, "-v", f"--gpu-name={TARGET_NAME[cap]}", str(ptx_file),
+        text = subprocess.run([_ptxas(cap), "-v", f"--gpu-name={target_name(cap)}", str(ptx_file),
                                "-o", str(Path(tmp) / "kernel.cubin")], capture_output=True, text=True,
                               check=True).stderr
     regs = re.search(r"Used (\d+) registers", text)
@@ -161,8 +191,6 @@ def build(launch: Launch, cap: int, needs_mma: bool = True) -> BuildReport:
     stack = re.search(r"(\d+) bytes stack frame", text)
     if not (regs and spills and stack):
         raise RuntimeError(f"no resource report from ptxas for {launch.name}:\n{text[-2000:]}")
-    ptx = compiled.asm["ptx"]
-    mma = sorted({m.split(".sync.aligned.")[0].split(".")[0] + "." + m.rsplit(".", 1)[-1] for m in _MMA.findall(ptx)})
-    return BuildReport(launch.name, TARGET_NAME[cap], int(regs.group(1)), int(spills.group(1)), int(spills.group(2)),
+    return BuildReport(launch.name, target_name(cap), int(regs.group(1)), int(spills.group(1)), int(spills.group(2)),
                        int(stack.group(1)), int(compiled.metadata.shared), SMEM_LIMIT[cap], launch.n_divisible(),
-                       mma, launch.options["num_warps"], launch.options["num_stages"], needs_mma)
+                       mma_instructions(compiled.asm["ptx"]), launch.options["num_warps"], launch.options["num_stages"], needs_mma)

@@ -9,6 +9,7 @@ to compare every gradient, ``slopes`` included, with the reference's. On CUDA th
 from __future__ import annotations
 
 import zlib
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -152,3 +153,30 @@ def test_flex_matches_reference_cuda(name, dtype):  # a few cases: each compiles
     low = run(cross_modal_attention_reference, cuda, la.cuda(), lv.cuda(), s, [g.cuda() for g in grads], **kw)
     for k in ref:
         assert rel_err(got[k], ref[k]) <= 2 * rel_err(low[k], ref[k]) + 1e-3, k
+
+
+@pytest.mark.parametrize("capability, name, runs", [((7, 5), "Tesla T4", False), ((7, 0), "Tesla V100-SXM2-32GB", False),
+                                                    ((8, 0), "NVIDIA A100-SXM4-80GB", True),
+                                                    ((8, 6), "NVIDIA A10", True), ((9, 0), "NVIDIA H100", True),
+                                                    ((12, 0), "NVIDIA GeForce RTX 5090", True)])
+def test_gpus_older_than_ampere_get_the_reference(monkeypatch, capability, name, runs):
+    """On a CUDA GPU below compute capability 8.0 "auto" runs the reference and "triton" names the GPU and the
+    cause (the kernels build there without tensor cores and beyond its shared memory); 8.0 and newer run them.
+    A stand-in for a CUDA tensor: the dispatcher reads only dtype, device and is_cuda."""
+    monkeypatch.setattr(ca, "INTERPRET", False)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.delenv(ca.BACKEND_ENV, raising=False)
+    t = SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cuda", 0), is_cuda=True)
+    assert ca.resolve_backend("auto", t) == ("triton" if runs else "reference")
+    if runs:
+        assert ca.resolve_backend("triton", t) == "triton"
+    else:
+        with pytest.raises(ca.BackendUnavailableError, match=rf"compute capability 8\.0 or newer .*; {name} is "
+                                                             rf"{capability[0]}\.{capability[1]}"):
+            ca.resolve_backend("triton", t)
+    monkeypatch.setattr(torch.version, "hip", "6.2")  # ROCm: not built or checked there
+    assert ca.resolve_backend("auto", t) == "reference"
+    with pytest.raises(ca.BackendUnavailableError, match="NVIDIA GPUs only"):
+        ca.resolve_backend("triton", t)

@@ -1,7 +1,7 @@
 """The prepared kernel variants against the float64 reference, under the interpreter on the CPU (a GPU runs them
-too): every tile table of ``TILE_VARIANTS`` with its real tile sizes (the Hopper tables, and the sm80 ones of
-the head dims tested), and the backward with atomic fp32 dq (``deterministic=False``), outputs and every gradient
-(``slopes`` included), both directions and one.
+too): every tile table of ``TILE_VARIANTS`` with its real tile sizes (the Hopper tables, and the sm80 and sm100
+ones of the head dims tested), and the backward with atomic fp32 dq (``deterministic=False``), outputs and every
+gradient (``slopes`` included), both directions and one.
 
 Lengths cross several tiles of 128 and end mid-tile; every kernel output is allocated NaN-filled
 (``poison_outputs``), so an unwritten element fails.
@@ -63,13 +63,16 @@ def test_atomic_dq_backward_matches_float64(name):
     _check(name, torch.float32, deterministic=False)
 
 
-@pytest.mark.parametrize("tiles, deterministic", [("shipped", True), ("shipped", False), ("narrow", True)])
-def test_sm80_tile_tables_match_float64(monkeypatch, tiles, deterministic):
-    """The tables a non-Hopper GPU gets (16-query dk/dv steps, 32-key dq steps), picked as a launch there would
-    pick them; "large" has the tiles of "shipped" there at these head dims."""
+@pytest.mark.parametrize("arch, tiles, deterministic", [("sm80", "shipped", True), ("sm80", "shipped", False),
+                                                         ("sm80", "narrow", True), ("sm100", "shipped", True),
+                                                         ("sm100", "large", False)])
+def test_per_target_tile_tables_match_float64(monkeypatch, arch, tiles, deterministic):
+    """The tables a non-Hopper GPU gets, picked as a launch there would pick them: sm80 (16-query dk/dv steps,
+    32-key dq steps; "large" has the tiles of "shipped" there at these head dims), sm100 (32-key forward steps,
+    "large" 128 x 128 over two stages)."""
     _needs_kernel(torch.float16)
     assert ca._gpu_config(16, torch.float16, "large", "sm80") == ca._gpu_config(16, torch.float16, "shipped", "sm80")
-    monkeypatch.setattr(ca, "arch_class", lambda t: "sm80")
+    monkeypatch.setattr(ca, "arch_class", lambda t: arch)
     _check("stft-window-bias", torch.float16, tiles=tiles, deterministic=deterministic)
 
 
