@@ -4,8 +4,12 @@
 #
 #   benchmarks/gpu_session.sh                  # on the GPU machine, from the repository root
 #   benchmarks/gpu_session.sh --dry-run        # here: tiny shapes, interpreter / reference, every stage once
-#   benchmarks/gpu_session.sh --prepare        # here (CPU, media packages): the built-in corpus for `pretrain`,
-#                                              # written to .gpu_session/ (carry it to the GPU machine)
+#   benchmarks/gpu_session.sh --prepare        # here (CPU, network): the built-in corpus for `pretrain` in
+#                                              # .gpu_session/, the media wheels the GPU image lacks in .whl/, and
+#                                              # the size a device call would send (gpu_session_prepare.py)
+#
+# With the device tool, after --prepare: run(command="benchmarks/gpu_session.sh", carry=[".gpu_session", ".whl"],
+# timeout_s=570); commit benchmarks/results/<gpu>/ from the results.tar.gz it brings back.
 #
 # Stages, each under its own time limit so the whole cannot overrun (limits in seconds: 515 in all, at most
 # 9 minutes with the 3 s kill grace of each):
@@ -24,7 +28,8 @@
 # summary.md, the stage logs and a tar.gz of the results folder are also copied to $OUT.
 #
 # Options: --out DIR (results folder; default benchmarks/results/<gpu>, a temp folder for --dry-run),
-#          --only a,b (run only these stages), PYTHON=... (interpreter; default python3).
+#          --only a,b (run only these stages), --prep DIR (the prepared corpus; default .gpu_session),
+#          PYTHON=... (interpreter; default python3).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -32,19 +37,21 @@ DRY=0
 PREPARE=0
 RES=""
 ONLY=""
+PREP_ARG=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
     --prepare) PREPARE=1 ;;
     --out) RES="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
+    --prep) PREP_ARG="$2"; shift ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "gpu_session.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 PY=${PYTHON:-python3}
-PREP="$REPO/.gpu_session"  # the prepared corpus (ignored by git; name it in the device tool's carry)
+PREP=${PREP_ARG:-$REPO/.gpu_session}  # the prepared corpus (ignored by git; name it in the device tool's carry)
 
 # avspeech importable as installed, else from a copy of the tree with kernels/ as avspeech.kernels (the GPU image
 # has no copy of the package installed; nothing can be installed there)
@@ -54,28 +61,15 @@ if ! "$PY" -c "import avspeech.kernels" >/dev/null 2>&1; then
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
-# Python packages missing on the GPU image (the media stages need av and soundfile, the full pipeline also decord
-# and mediapipe) can travel as wheels in .whl/ (ignored by git; name it in carry), downloaded here with e.g.
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==18.1.0 soundfile==0.14.0 cffi pycparser
+# Python packages missing on the GPU image (the pretrain stage needs av and soundfile, separate also decord and
+# mediapipe) travel as wheels in .whl/ (ignored by git; made by --prepare, named in carry).
 if [ "$DRY" = 0 ] && [ "$PREPARE" = 0 ] && ls "$REPO"/.whl/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/avspeech_wheels "$REPO"/.whl/*.whl \
     && export PYTHONPATH="/tmp/avspeech_wheels${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
 if [ "$PREPARE" = 1 ]; then
-  "$PY" - "$PREP" <<'EOF'
-import json, sys
-from pathlib import Path
-from avspeech.synth.splits import prepare_default_data
-root = Path(sys.argv[1])
-manifest, labels = prepare_default_data(root / "data", clips=8, clusters=25)
-media_root = Path(manifest.read_text().splitlines()[0])  # the manifest's first line: its (absolute) root
-(root / "pretrain_data.json").write_text(json.dumps({"manifest": str(manifest.relative_to(root)),
-                                                     "labels": str(labels.relative_to(root)),
-                                                     "root": str(media_root.resolve().relative_to(root.resolve()))}))
-print(f"prepared {manifest} and {labels}; carry .gpu_session to the GPU machine")
-EOF
+  "$PY" benchmarks/gpu_session_prepare.py --corpus "$PREP"
   exit $?
 fi
 

@@ -34,3 +34,26 @@ def test_gpu_session_dry_run(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "| attention | ok |" in summary and "fastest variant" in summary
     assert {p.name for p in (tmp_path / "device_out").iterdir()} >= {"summary.md", "results.tar.gz"}
+
+
+def test_prepared_corpus_feeds_the_pretrain_stage(tmp_path):
+    """--prepare's corpus (made by a file: its synthesis workers are spawned, which a here-document's script
+    cannot host) keeps only what travels, and the pretrain stage reads it through the re-rooted manifest."""
+    corpus = tmp_path / "corpus"
+    env = {**os.environ, "PYTHON": sys.executable}
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_session_prepare.py"), "--corpus", str(corpus),
+                        "--clips", "2", "--no-wheels"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    assert "a device call sends tree" in r.stdout
+    assert sorted(p.name for p in (corpus / "data").iterdir()) == ["prep"]  # the raw clips do not travel
+    moved = tmp_path / "elsewhere"  # as on the GPU machine: another absolute path
+    corpus.rename(moved)
+    out = tmp_path / "dry-run"
+    r = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh"), "--dry-run", "--out", str(out),
+                        "--prep", str(moved), "--only", "pretrain"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "logs" / "stages.tsv").read_text().split("\t")[:2] == ["pretrain", "ok"]
+    manifest = (out / "pretrain_manifest.tsv").read_text().splitlines()
+    assert manifest[0] == str(moved / "data" / "prep") and len(manifest) > 1
+    assert "done: step 2" in (out / "logs" / "pretrain.log").read_text()
