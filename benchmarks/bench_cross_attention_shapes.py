@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     text, choice = summarize(rows, peak)
     atomic_write_text(out / "cross_attention_shapes.md", f"# Cross-modal attention at the package's lengths "
                       f"({rows[0].device if rows else device}, B={B} H={H} Dh={Dh} {str(dtype)[6:]})\n\n{text}\n")
-    atomic_write_csv(out / "tile_choice.csv", choice)
+    if choice:  # none when no Triton variant ran (e.g. FlexAttention alone, or the kernels' stage failed)
+        atomic_write_csv(out / "tile_choice.csv", choice)
     print(text)
     failed = [r for r in rows if r.status.startswith("error")]
     return 1 if failed else 0

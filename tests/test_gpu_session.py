@@ -57,3 +57,16 @@ def test_prepared_corpus_feeds_the_pretrain_stage(tmp_path):
     manifest = (out / "pretrain_manifest.tsv").read_text().splitlines()
     assert manifest[0] == str(moved / "data" / "prep") and len(manifest) > 1
     assert "done: step 2" in (out / "logs" / "pretrain.log").read_text()
+
+
+def test_attention_stage_without_a_kernel_row_still_writes_its_table(tmp_path):
+    """A run where no Triton variant ran (the flex stage after a failed kernel stage) keeps its rows and table
+    and exits 0: there is no tile choice to write."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cross_attention_shapes.py"), "--dry-run",
+                        "--out", str(tmp_path), "--providers", "sdpa_mask", "--modes", "fwd"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "cross_attention_shapes.csv")))
+    assert {row["provider"] for row in rows} == {"sdpa_mask"} and all(row["status"] == "ok" for row in rows)
+    assert "(none ran)" in (tmp_path / "cross_attention_shapes.md").read_text()
+    assert not (tmp_path / "tile_choice.csv").exists()
