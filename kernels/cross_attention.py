@@ -959,9 +959,10 @@ def cross_modal_attention(q_a: Tensor, k_a: Tensor, v_a: Tensor, q_v: Tensor, k_
     """Cross-modal attention in both directions (see :func:`cross_modal_attention_reference`).
 
     ``backend``: ``"triton"`` the fused kernels (CUDA on a GPU of compute capability 8.0 or newer, or the CPU
-    under ``TRITON_INTERPRET=1`` set before ``triton`` is imported), ``"flex"`` PyTorch's FlexAttention (:mod:`.flex`; compiled on CUDA, forward only on
-    the CPU), ``"reference"`` the materialized PyTorch reference, ``"auto"`` the Triton kernels where they run
-    and the reference elsewhere (CPU, float64, GPUs older than Ampere: :func:`triton_problem` says why). ``None`` (default) takes ``$AVSPEECH_ATTENTION`` if set, else
+    under ``TRITON_INTERPRET=1`` set before ``triton`` is imported), ``"flex"`` PyTorch's FlexAttention
+    (:mod:`.flex`; compiled on CUDA, forward only on the CPU), ``"reference"`` the materialized PyTorch reference,
+    ``"auto"`` the Triton kernels where they run and the reference elsewhere (CPU, float64, GPUs older than
+    Ampere: :func:`triton_problem` says why). ``None`` (default) takes ``$AVSPEECH_ATTENTION`` if set, else
     ``"auto"``. A backend that cannot run on these inputs raises :class:`BackendUnavailableError`. Same
     arguments, same results, differentiable in q, k, v of both streams and in ``slopes``.
 
