@@ -544,10 +544,11 @@ def _cross_attn_bwd_dkdv_kernel(
 _INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), dkdv_atomic=(16, 16, 1, 1),
                          delta=(16, 1))
 # fp32 is outside the static check: its IEEE dots run on FMA units and spill where the 16-bit ones do not (built as
-# launched with window + bias, the forward spills 32-308 B on the five targets, the backward 1-4 KB on sm_90a). It
-# is what inference on a GPU runs (the models are fp32 there; training uses bf16 autocast), so the GPU session's
-# `separate` stage times it; among the tiles tried, only the Dh 64 forward and dq have spill-free ones (32 x 32 /
-# 4 warps and 64 x 16; 32 x 16 for dq), none at Dh 128 (down to 16 x 16), and smaller tiles are not taken blind.
+# launched, the forward spills 32-80 B at Dh 64 on four of the five targets, none on sm_86, and 52-308 B at Dh 128;
+# the backward 20 B to 4 KB on sm_90a). It is what inference on a GPU runs (the models are fp32 there; training
+# uses bf16 autocast), so the GPU session's `separate` stage times it; among the tiles tried, only the Dh 64
+# forward and dq have spill-free ones (32 x 32 / 4 warps and 64 x 16; 32 x 16 for dq), none at Dh 128 (down to
+# 16 x 16), and smaller tiles are not taken blind.
 _FP32_CONFIG = {64: dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
                          delta=(64, 4)),
                 256: dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), dkdv_atomic=(32, 32, 8, 1),
