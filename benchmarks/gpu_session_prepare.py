@@ -26,6 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from avspeech.errors import InputError
 from avspeech.io.atomic import atomic_write_json
 from avspeech.synth.splits import prepare_default_data
 
@@ -79,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters", type=int, default=25, help="k-means clusters of the labels (default 25)")
     ap.add_argument("--no-wheels", action="store_true", help="make the corpus only")
     args = ap.parse_args(argv)
-    prepare_corpus(args.corpus, args.clips, args.clusters)
+    try:
+        prepare_corpus(args.corpus, args.clips, args.clusters)
+    except (InputError, OSError) as e:
+        print(f"gpu_session_prepare: cannot make the corpus in {args.corpus}: {e}", file=sys.stderr)
+        return 1
     if not args.no_wheels:
         try:
             download_wheels(args.wheels)
@@ -87,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpu_session_prepare: pip could not download the wheels into {args.wheels} (no network?); the "
                   "pretrain stage will be skipped on the GPU image without them", file=sys.stderr)
             return 1
-    sizes = {"tree": tree_bytes(), str(args.corpus.name): folder_bytes(args.corpus),
-             str(args.wheels.name): folder_bytes(args.wheels)}
+    sizes = {"tree": tree_bytes(), args.corpus.name: folder_bytes(args.corpus)}
+    if not args.no_wheels:
+        sizes[args.wheels.name] = folder_bytes(args.wheels)
     total = sum(sizes.values())
     print("a device call sends " + " + ".join(f"{k} {v / 2**20:.1f}" for k, v in sizes.items())
           + f" = {total / 2**20:.1f} MiB (limit {CARRY_LIMIT / 2**20:.0f})")

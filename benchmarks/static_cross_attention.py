@@ -14,7 +14,7 @@ elsewhere). ``--targets 75`` builds for a T4 (not a class the dispatcher runs th
 Writes ``benchmarks/results/static/cross_attention_static.csv`` (one row per configuration and kernel) and
 ``cross_attention_static.md`` (a table per target and variant). Exit status 1 if any build fails a check.
 
-    python benchmarks/static_cross_attention.py --jobs 2          # the full table (about 20 minutes on 2 cores)
+    python benchmarks/static_cross_attention.py --jobs 2          # the full table (8.5 min on 2 cores, cache warm)
     python benchmarks/static_cross_attention.py --sample --out /tmp/static   # a few configurations (the test)
     python benchmarks/static_cross_attention.py --tiles large --head-dims 128 --kernels bwd_dkdv --out /tmp/s
 """
@@ -42,7 +42,8 @@ from avspeech.kernels import cross_attention as ca
 from avspeech.kernels.launch_capture import BuildReport, Launch, build, capture_launches, compile_only
 
 RESULTS = Path(__file__).resolve().parent / "results" / "static"
-TARGETS = (90, 80, 86, 120, 100)  # compute capabilities: H100/H200, A100, RTX 30xx/A10/A40 (sm_89 alike), RTX 50xx, B200
+# compute capabilities: H100/H200, A100, RTX 30xx/A10/A40 (sm_89 alike), RTX 50xx, B200
+TARGETS = (90, 80, 86, 120, 100)
 # The package's training crop: 500 frames at 25 Hz (not a multiple of 16, as most real lengths are not).
 B, H, L = 2, 12, 500
 KERNELS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv")  # _cross_attn_<name>_kernel

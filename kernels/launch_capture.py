@@ -25,6 +25,7 @@ import triton
 from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.backends.driver import DriverBase
+from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
 from triton.runtime.driver import driver
 
 # Shared memory one block may use (opt-in maximum, CUDA programming guide's table of compute capabilities), bytes,
@@ -156,8 +157,6 @@ def mma_instructions(ptx: str) -> list[str]:
 
 def target_name(cap: int) -> str:
     """Triton's name of the build target of compute capability ``cap`` (``sm_90a``, ``sm_80``, ``sm_100a``)."""
-    from triton.backends.nvidia.compiler import sm_arch_from_capability
-
     return sm_arch_from_capability(cap)
 
 
@@ -171,8 +170,6 @@ def compile_only(launch: Launch, cap: int):
 
 def _ptxas(cap: int) -> str:
     """The ptxas Triton itself assembles ``cap``'s PTX with (Blackwell has its own, of a newer CUDA)."""
-    from triton.backends.nvidia.compiler import get_ptxas
-
     return get_ptxas(cap).path
 
 
@@ -193,4 +190,5 @@ def build(launch: Launch, cap: int, needs_mma: bool = True) -> BuildReport:
         raise RuntimeError(f"no resource report from ptxas for {launch.name}:\n{text[-2000:]}")
     return BuildReport(launch.name, target_name(cap), int(regs.group(1)), int(spills.group(1)), int(spills.group(2)),
                        int(stack.group(1)), int(compiled.metadata.shared), SMEM_LIMIT[cap], launch.n_divisible(),
-                       mma_instructions(compiled.asm["ptx"]), launch.options["num_warps"], launch.options["num_stages"], needs_mma)
+                       mma_instructions(compiled.asm["ptx"]), launch.options["num_warps"],
+                       launch.options["num_stages"], needs_mma)

@@ -12,8 +12,8 @@ the deterministic and the atomic-dq backward, every kernel, and the dk/dv kernel
 tile tables were made per target ("large" at Dh 128, "narrow" at Dh 64, atomic dq, window and bias). Every build
 must have 0 spills, fit the shared memory of one block and, where it multiplies matrices, use the target's
 tensor-core MMA (wgmma on sm_90a, tcgen05.mma on sm_100a, mma.sync elsewhere); and each launch must carry the
-tiles of its target's table (the dispatcher picks the table by the launch's compute capability). The full table (every configuration the dispatcher can
-pick) is the script's job: benchmarks/results/static/.
+tiles of its target's table (the dispatcher picks the table by the launch's compute capability). The full table
+(every configuration the dispatcher can pick) is the script's job: benchmarks/results/static/.
 """
 from __future__ import annotations
 

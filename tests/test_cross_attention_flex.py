@@ -155,7 +155,8 @@ def test_flex_matches_reference_cuda(name, dtype):  # a few cases: each compiles
         assert rel_err(got[k], ref[k]) <= 2 * rel_err(low[k], ref[k]) + 1e-3, k
 
 
-@pytest.mark.parametrize("capability, name, runs", [((7, 5), "Tesla T4", False), ((7, 0), "Tesla V100-SXM2-32GB", False),
+@pytest.mark.parametrize("capability, name, runs", [((7, 5), "Tesla T4", False),
+                                                    ((7, 0), "Tesla V100-SXM2-32GB", False),
                                                     ((8, 0), "NVIDIA A100-SXM4-80GB", True),
                                                     ((8, 6), "NVIDIA A10", True), ((9, 0), "NVIDIA H100", True),
                                                     ((12, 0), "NVIDIA GeForce RTX 5090", True)])

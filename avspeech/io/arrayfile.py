@@ -20,7 +20,8 @@ class ArrayFile:
     """``n`` rows of shape ``row_shape`` and type ``dtype`` in an unnamed temporary file (gone when closed or
     collected). Rows are set by index (``f[i] = row`` or ``f[a:b] = rows``, any order, rows never set read as
     zeros) or appended (:meth:`append`); ``row_shape=()`` makes a 1-D file (e.g. a long waveform, a sample per
-    row); read as ``f[i]`` (one row) or ``f[a:b]`` (a contiguous slice). ``np.asarray(f)`` reads it all. One file is for one thread (a seek, then a read or write)."""
+    row); read as ``f[i]`` (one row) or ``f[a:b]`` (a contiguous slice). ``np.asarray(f)`` reads it all. One
+    file is for one thread (a seek, then a read or write)."""
 
     def __init__(self, row_shape: Sequence[int], dtype=np.float64, n: int = 0,
                  folder: str | Path | None = None):
