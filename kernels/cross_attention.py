@@ -551,50 +551,50 @@ _INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1,
 # 16 x 16), and smaller tiles are not taken blind.
 _FP32_CONFIG = {64: dict(fwd=(64, 32, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
                          delta=(64, 4)),
-                256: dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), dkdv_atomic=(32, 32, 8, 1),
+                128: dict(fwd=(32, 32, 8, 1), dq=(32, 32, 8, 1), dkdv=(32, 32, 8, 1), dkdv_atomic=(32, 32, 8, 1),
                           delta=(64, 4))}
-TileTable = dict[int, dict[str, tuple[int, ...]]]  # largest head dim -> pass -> tiles
+TileTable = dict[int, dict[str, tuple[int, ...]]]  # largest head dim (64, 128) -> pass -> tiles
 TILE_VARIANTS: dict[str, dict[str, TileTable]] = {  # name -> target class -> table
     "shipped": {
         "sm90": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(32, 128, 8, 3), dkdv_atomic=(32, 128, 8, 3),
                           delta=(128, 4)),
-                 256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                 128: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
                            delta=(128, 4))},
         "sm80": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
                           delta=(128, 4)),
-                 256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                 128: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
                            delta=(128, 4))},
         "sm100": {64: dict(fwd=(128, 32, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
                            delta=(128, 4)),
-                  256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 4, 2), dkdv=(16, 64, 8, 1), dkdv_atomic=(16, 64, 4, 3),
+                  128: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 4, 2), dkdv=(16, 64, 8, 1), dkdv_atomic=(16, 64, 4, 3),
                             delta=(128, 8))},
     },
     "large": {
         "sm90": {64: dict(fwd=(128, 128, 8, 3), dq=(128, 64, 8, 3), dkdv=(64, 128, 8, 3), dkdv_atomic=(32, 128, 8, 3),
                           delta=(128, 4)),
-                 256: dict(fwd=(128, 64, 8, 3), dq=(128, 64, 8, 2), dkdv=(32, 128, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                 128: dict(fwd=(128, 64, 8, 3), dq=(128, 64, 8, 2), dkdv=(32, 128, 8, 2), dkdv_atomic=(16, 64, 8, 2),
                            delta=(128, 4))},
         "sm80": {64: dict(fwd=(128, 64, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
                           delta=(128, 4)),
-                 256: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
+                 128: dict(fwd=(128, 32, 8, 3), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
                            delta=(128, 4))},
         "sm100": {64: dict(fwd=(64, 128, 8, 3), dq=(128, 32, 8, 3), dkdv=(16, 128, 8, 3), dkdv_atomic=(16, 64, 8, 2),
                            delta=(128, 4)),
-                  256: dict(fwd=(128, 32, 8, 3), dq=(128, 32, 8, 2), dkdv=(32, 128, 8, 2), dkdv_atomic=(16, 128, 8, 2),
+                  128: dict(fwd=(128, 32, 8, 3), dq=(128, 32, 8, 2), dkdv=(32, 128, 8, 2), dkdv_atomic=(16, 128, 8, 2),
                             delta=(128, 8))},
     },
     "narrow": {
         "sm90": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 64, 4, 3), dkdv=(64, 64, 4, 3), dkdv_atomic=(32, 64, 4, 3),
                           delta=(64, 4)),
-                 256: dict(fwd=(64, 64, 4, 2), dq=(64, 32, 4, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
+                 128: dict(fwd=(64, 64, 4, 2), dq=(64, 32, 4, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(16, 64, 8, 2),
                            delta=(64, 4))},
         "sm80": {64: dict(fwd=(64, 64, 8, 3), dq=(64, 32, 8, 3), dkdv=(16, 64, 8, 2), dkdv_atomic=(16, 64, 4, 3),
                           delta=(64, 4)),
-                 256: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
+                 128: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 8, 2), dkdv=(32, 64, 8, 2), dkdv_atomic=(32, 64, 8, 2),
                            delta=(64, 4))},
         "sm100": {64: dict(fwd=(64, 64, 4, 3), dq=(64, 32, 8, 3), dkdv=(16, 64, 4, 3), dkdv_atomic=(16, 64, 4, 3),
                            delta=(64, 4)),
-                  256: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 4, 2), dkdv=(16, 64, 8, 1), dkdv_atomic=(16, 64, 4, 3),
+                  128: dict(fwd=(64, 64, 8, 2), dq=(64, 32, 4, 2), dkdv=(16, 64, 8, 1), dkdv_atomic=(16, 64, 4, 3),
                             delta=(64, 4))},
     },
 }
@@ -891,6 +891,7 @@ class BackendUnavailableError(RuntimeError):
 # (`benchmarks/static_cross_attention.py --targets 75 --sample`: benchmarks/results/static/sm_75/, bf16). Older
 # GPUs get the reference under "auto".
 MIN_CAPABILITY = (8, 0)
+MAX_HEAD_DIM = 128  # the tile tables' largest; the static check builds 64 and 128
 
 
 def _cuda_problem(device: torch.device) -> str | None:
@@ -911,6 +912,9 @@ def triton_problem(t: Tensor) -> str | None:
     was imported; fp32, fp16 or bf16."""
     if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return "the Triton kernels take float32, float16 or bfloat16"
+    if t.shape and t.shape[-1] > MAX_HEAD_DIM:
+        return (f"the Triton kernels are built and checked for head dims up to {MAX_HEAD_DIM} (at 256 the forward "
+                f"needs more shared memory than a block has); got {t.shape[-1]}")
     if t.device.type == "cpu":
         return None if INTERPRET else "on the CPU they run only under TRITON_INTERPRET=1 set before triton is imported"
     if not t.is_cuda or INTERPRET:
@@ -1028,8 +1032,8 @@ def cross_modal_attention_one_way(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor
 
 def _check_head_dim(head_dim: int) -> None:
     """What the Triton path needs beyond :func:`.reference.check_inputs`: a head dim it supports."""
-    if head_dim > 256:
-        raise ValueError(f"the Triton kernel supports head dims up to 256; got {head_dim}")
+    if head_dim > MAX_HEAD_DIM:
+        raise ValueError(f"the Triton kernels support head dims up to {MAX_HEAD_DIM}; got {head_dim}")
 
 
 def _check_one_device(tensors: tuple[Tensor | None, ...]) -> None:

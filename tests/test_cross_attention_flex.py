@@ -169,7 +169,7 @@ def test_gpus_older_than_ampere_get_the_reference(monkeypatch, capability, name,
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
     monkeypatch.delenv(ca.BACKEND_ENV, raising=False)
-    t = SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cuda", 0), is_cuda=True)
+    t = SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cuda", 0), is_cuda=True, shape=(2, 12, 500, 64))
     assert ca.resolve_backend("auto", t) == ("triton" if runs else "reference")
     if runs:
         assert ca.resolve_backend("triton", t) == "triton"
@@ -181,3 +181,19 @@ def test_gpus_older_than_ampere_get_the_reference(monkeypatch, capability, name,
     assert ca.resolve_backend("auto", t) == "reference"
     with pytest.raises(ca.BackendUnavailableError, match="NVIDIA GPUs only"):
         ca.resolve_backend("triton", t)
+
+
+@pytest.mark.parametrize("head_dim, runs", [(16, True), (64, True), (96, True), (128, True), (160, False),
+                                            (256, False)])
+def test_head_dims_beyond_the_tile_tables_get_the_reference(monkeypatch, head_dim, runs):
+    """The tile tables stop at head dim 128 (built and checked statically for 64 and 128; at 256 the forward needs
+    256 KB of shared memory on sm_90a, 227 KB allowed): beyond it "auto" runs the reference, "triton" says why."""
+    monkeypatch.setattr(ca, "INTERPRET", False)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    t = SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cuda", 0), is_cuda=True,
+                        shape=(2, 4, 500, head_dim))
+    assert ca.resolve_backend("auto", t) == ("triton" if runs else "reference")
+    if not runs:
+        with pytest.raises(ca.BackendUnavailableError, match=rf"head dims up to 128 .*; got {head_dim}"):
+            ca.resolve_backend("triton", t)
