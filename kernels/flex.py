@@ -47,14 +47,36 @@ def flex_available() -> bool:
     return True
 
 
+def flex_block_mask(len_q: Tensor, len_k: Tensor, Lq: int, Lk: int, rate_q: float, rate_k: float,
+                    window: float | None, device: torch.device):
+    """The block mask of one direction: ``i < len_q[b]``, ``j < len_k[b]`` and, with a window, ``lo[i] <= j <=
+    hi[i]``. It depends on the lengths, not on q, k, v: a caller attending many times to equal lengths (a
+    benchmark) may build it once and pass it to :func:`flex_one_way`."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    nq = len_q.to(device=device, dtype=torch.int64).clamp(0, Lq)  # (B,)
+    nk = len_k.to(device=device, dtype=torch.int64).clamp(0, Lk)
+    if window is None:
+        def mask_mod(b, h, q_idx, kv_idx):
+            return (q_idx < nq[b]) & (kv_idx < nk[b])
+    else:
+        lo, hi = window_bounds(Lq, Lk, rate_q, rate_k, window, device=device).to(torch.int64)  # (Lq,) each
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return (q_idx < nq[b]) & (kv_idx < nk[b]) & (kv_idx >= lo[q_idx]) & (kv_idx <= hi[q_idx])
+
+    return create_block_mask(mask_mod, len(nq), None, Lq, Lk, device=device, _compile=device.type != "cpu")
+
+
 def flex_one_way(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, rate_q: float, rate_k: float,
-                 window: float | None, slopes: Tensor | None, scale: float) -> Tensor:
+                 window: float | None, slopes: Tensor | None, scale: float, block_mask=None) -> Tensor:
     """One direction: queries ``q (B, H, Lq, Dh)`` over keys ``k`` and values ``v (B, H, Lk, Dh)``.
 
     Inputs are checked by the caller (:func:`.cross_attention.cross_modal_attention` and its one-way form).
+    ``block_mask``: :func:`flex_block_mask` of these lengths, built once by the caller (default: built here).
     Returns ``out (B, H, Lq, Dh)`` in the dtype of ``q``.
     """
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from torch.nn.attention.flex_attention import flex_attention
 
     B, H, Lq, Dh = q.shape
     Lk = k.shape[2]
@@ -68,18 +90,8 @@ def flex_one_way(q: Tensor, k: Tensor, v: Tensor, len_q: Tensor, len_k: Tensor, 
                                       "refuses it); use backend='reference' or 'triton' there, or run under "
                                       "torch.no_grad()")
         q, k, v = q.detach(), k.detach(), v.detach()  # no graph is built: torch's check looks at requires_grad
-    nq = len_q.to(device=device, dtype=torch.int64).clamp(0, Lq)  # (B,)
-    nk = len_k.to(device=device, dtype=torch.int64).clamp(0, Lk)
-    if window is None:
-        def mask_mod(b, h, q_idx, kv_idx):
-            return (q_idx < nq[b]) & (kv_idx < nk[b])
-    else:
-        lo, hi = window_bounds(Lq, Lk, rate_q, rate_k, window, device=device).to(torch.int64)  # (Lq,) each
-
-        def mask_mod(b, h, q_idx, kv_idx):
-            return (q_idx < nq[b]) & (kv_idx < nk[b]) & (kv_idx >= lo[q_idx]) & (kv_idx <= hi[q_idx])
-
-    block_mask = create_block_mask(mask_mod, B, None, Lq, Lk, device=device, _compile=not on_cpu)
+    if block_mask is None:
+        block_mask = flex_block_mask(len_q, len_k, Lq, Lk, rate_q, rate_k, window, device)
     score_mod = None
     if slopes is not None:
         acc = torch.float64 if q.dtype == torch.float64 else torch.float32  # FlexAttention's score dtype
