@@ -1,7 +1,8 @@
-"""The prepared kernel variants against the float64 reference, under the interpreter on the CPU (a GPU runs them
-too): every tile table of ``TILE_VARIANTS`` with its real tile sizes (the Hopper tables, and the sm80 and sm100
-ones of the head dims tested), and the backward with atomic fp32 dq (``deterministic=False``), outputs and every
-gradient (``slopes`` included), both directions and one.
+"""The prepared kernel variants against the float64 reference, under the interpreter on the CPU: every tile table
+of ``TILE_VARIANTS`` with its real tile sizes (the Hopper tables, and the sm80 and sm100 ones of the head dims
+tested), and the backward with atomic fp32 dq (``deterministic=False``), outputs and every gradient (``slopes``
+included), both directions and one. On a CUDA GPU (``test_variants_match_float64_cuda``) every variant runs
+compiled, in bf16, at head dims 64 and 128, with its real atomics.
 
 Lengths cross several tiles of 128 and end mid-tile; every kernel output is allocated NaN-filled
 (``poison_outputs``), so an unwritten element fails.
@@ -109,3 +110,25 @@ def test_unknown_tile_variant_is_refused():
         pytest.skip("TRITON_INTERPRET=1 was not set before triton was imported")
     with pytest.raises(ValueError, match="unknown tile variant 'huge'"):
         cross_modal_attention(*xs, *lens, backend="triton", tiles="huge")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("tiles, deterministic, head_dim",
+                         [(t, d, 64) for t in sorted(ca.TILE_VARIANTS) for d in (True, False)]
+                         + [("shipped", True, 128), ("shipped", False, 128), ("large", False, 128)])
+def test_variants_match_float64_cuda(tiles, deterministic, head_dim):
+    """Compiled for this GPU's class: bf16, 100/25 Hz with a 1 s window and the bias, padded, several tiles long;
+    within twice the error of the reference computed in bf16 on the same GPU."""
+    La, Lv, len_a, len_v = 600, 150, [600, 333], [150, 83]
+    xs, xs64, slopes, grads = make_case(2, 2, La, Lv, head_dim, torch.bfloat16, "cuda", True,
+                                        seed=zlib.crc32(f"{tiles}{deterministic}{head_dim}".encode()))
+    kw = dict(rate_a=100.0, rate_v=25.0, window=1.0)
+    la, lv = torch.tensor(len_a), torch.tensor(len_v)
+    cuda_grads = [g.cuda() for g in grads]
+    got = run(lambda *a, **k: cross_modal_attention(*a, backend="triton", tiles=tiles, deterministic=deterministic,
+                                                    **k), xs, la.cuda(), lv.cuda(), slopes.cuda(), cuda_grads, **kw)
+    ref = run(cross_modal_attention_reference, xs64, la, lv, slopes.double(), [g.double() for g in grads], **kw)
+    low = run(cross_modal_attention_reference, xs, la.cuda(), lv.cuda(), slopes.cuda(), cuda_grads, **kw)
+    for k in ref:
+        err, bound = rel_err(got[k], ref[k]), 2 * rel_err(low[k], ref[k]) + 1e-3
+        assert err <= bound, f"{k}: rel err {err:.3g} > {bound:.3g} ({describe(got[k], ref[k])})"
