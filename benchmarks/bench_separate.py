@@ -1,4 +1,4 @@
-"""Real-time factor and peak memory of ``avspeech separate`` on a long two-face clip (CPU).
+"""Real-time factor and peak memory of ``avspeech separate`` on a long two-face clip.
 
 The clip (640x480, 25 fps) loops one two-speaker synthetic clip's frames forwards and backwards up to
 ``--seconds`` so both faces stay tracked throughout, with speech from many synthetic mixtures as its audio.
@@ -6,7 +6,13 @@ The clip (640x480, 25 fps) loops one two-speaker synthetic clip's frames forward
 child) with the shipped checkpoint; its ``speakers.json`` gives the seconds per stage. Writes
 ``benchmarks/results/separate.{csv,png}`` (or ``--out``).
 
+``--model-only`` times only the separation of two face tracks (the model over overlapping chunks, as
+``separate`` runs it: fp32, the attention backend ``auto`` picks) on each of ``--devices`` side by side, from
+made-up mouth ROIs and audio: no video, face tracker or media package is needed (the GPU image has none), and
+the model's speed does not depend on what the pixels show. Writes ``separate_model.csv``.
+
     python benchmarks/bench_separate.py --seconds 60 600
+    python benchmarks/bench_separate.py --model-only --seconds 60 --devices cpu cuda
 """
 from __future__ import annotations
 
@@ -68,14 +74,60 @@ def run_one(clip: Path, out: Path, checkpoint: str | None) -> dict:
             **{f"{k}_s": v for k, v in info["seconds"].items()}}
 
 
+def model_only(seconds: float, device: str, checkpoint: str | None, faces: int = 2) -> dict:
+    """Seconds to separate ``faces`` tracks of ``seconds`` on ``device`` (after a 2 s warm-up that compiles)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from avspeech.kernels.cross_attention import resolve_backend
+    from avspeech.separation.separate import load_model, separate_tracks
+
+    model = load_model(checkpoint, device)
+    n = int(round(seconds * 25))
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(n * 640)).astype(np.float32)
+    tracks = [SimpleNamespace(index=k, start=0, end=n, boxes=np.zeros((n, 4)),
+                              rois=rng.integers(0, 256, (n, 96, 96), dtype=np.uint8)) for k in range(faces)]
+    warm = [SimpleNamespace(index=0, start=0, end=50, boxes=np.zeros((50, 4)), rois=tracks[0].rois[:50])]
+    dev = next(model.parameters()).device
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    separate_tracks(model, audio[:50 * 640], warm, 50)
+    sync()
+    t0 = time.perf_counter()
+    voices = separate_tracks(model, audio, tracks, n)
+    sync()
+    wall = time.perf_counter() - t0
+    assert all(np.isfinite(v.audio).all() and len(v.audio) == n * 640 for v in voices)
+    return {"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{os.cpu_count()} "
+            "CPU cores", "attention": resolve_backend("auto", torch.empty(0, device=dev)), "clip_seconds": seconds,
+            "faces": faces, "wall_seconds": round(wall, 3), "rtf": round(wall / seconds, 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, nargs="+", default=[60.0], help="clip lengths to measure")
+    ap.add_argument("--model-only", action="store_true", help="time the model on made-up tracks, per device")
+    ap.add_argument("--devices", nargs="+", default=["cpu"], help="with --model-only: devices side by side")
     ap.add_argument("--work", default="bench_separate_work")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--audio-clips", type=int, default=12, help="synthetic mixtures looped as the audio")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     args = ap.parse_args()
+    if args.model_only:
+        rows = [model_only(sec, dev, args.checkpoint) for sec in args.seconds for dev in args.devices]
+        for r in rows:
+            print(json.dumps(r))
+        base = {r["clip_seconds"]: r["wall_seconds"] for r in rows if r["device"] == "cpu"}
+        for r in rows:  # the speed-up over the CPU, measured in the same run
+            r["vs_cpu"] = round(base[r["clip_seconds"]] / r["wall_seconds"], 2) if r["clip_seconds"] in base else ""
+        args.out.mkdir(parents=True, exist_ok=True)
+        with open(args.out / "separate_model.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {args.out / 'separate_model.csv'}")
+        return
     work = Path(args.work)
     rows = []
     for sec in args.seconds:

@@ -301,6 +301,19 @@ def test_separate_refuses_bad_input(tmp_path, random_checkpoint):
     assert "0/2 clips done, 2 failed" in res.stdout and "notes.mp4" in res.stdout and "missing.mp4" in res.stdout
 
 
+def test_separate_device_option(random_checkpoint):
+    """--device auto is the CPU here; a device that is not there, or not a device, is refused in one line."""
+    from avspeech.separation.separate import load_model
+
+    assert next(load_model(random_checkpoint, "auto").parameters()).device.type == (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        res = _run("separate", "x.mp4", "--out", "o", "--device", "cuda", "--checkpoint", str(random_checkpoint))
+        assert res.returncode == 2 and "sees no CUDA GPU" in res.stderr and "Traceback" not in res.stderr
+    res = _run("separate", "x.mp4", "--out", "o", "--device", "gpu", "--checkpoint", str(random_checkpoint))
+    assert res.returncode == 2 and "unknown device 'gpu'" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_separate_two_speaker_clip_with_the_shipped_checkpoint(synth_corpus_2spk, tmp_path):
     """End to end as a user runs it: every face gets its files, and its output is closer to that face's clean
     voice than the mixture is (ground truth of the synthetic clip)."""

@@ -11,6 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="separation checkpoint (default: the one that ships, trained on "
                    "synthetic data only; real video needs a model trained on real data)")
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
+    p.add_argument("--device", default="auto", help="where the model runs: auto (a CUDA GPU when there is one, "
+                   "else the CPU), cpu, cuda, cuda:1, ... (default auto)")
     from avspeech.pipeline.config import SEPARATION_CHUNKS, chunk_arguments
 
     chunk_arguments(p, SEPARATION_CHUNKS)
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from avspeech.pipeline.provenance import synthetic_note
     from avspeech.separation.separate import default_checkpoint, load_model, separate_clip
 
-    model = load_model(args.checkpoint)
+    model = load_model(args.checkpoint, args.device)
     note = synthetic_note(args.checkpoint or default_checkpoint(), "separation")
     if note:
         print(note)

@@ -45,14 +45,23 @@ def default_checkpoint() -> Path:
     return PRETRAINED
 
 
-def load_model(checkpoint: str | Path | None = None) -> AVSeparator:
+def load_model(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> AVSeparator:
+    """The separator of ``checkpoint`` (default: the one that ships) on ``device`` ("auto": CUDA when there is
+    one); :func:`separate_span` runs where the model is."""
     from avspeech.separation.train import load_separator
+    from avspeech.training import resolve_device
 
+    try:
+        device = resolve_device(str(device))
+    except RuntimeError as e:
+        raise InputError(f"unknown device {str(device)!r} ({str(e).splitlines()[0]}); use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device} asked for CUDA, but this torch sees no CUDA GPU; use cpu (or auto)")
     model = load_separator(checkpoint or default_checkpoint())
     if model.cfg.mode != "av":
         raise InputError("this checkpoint is the audio-only baseline: it cannot tell faces apart; use an "
                          "audio-visual one", checkpoint)
-    return model
+    return model.to(device)
 
 
 @torch.no_grad()
@@ -69,12 +78,13 @@ def separate_span(model: AVSeparator, audio: np.ndarray, rois, chunk_frames: int
     transform = LipTransform(train=False)
     features = audio_features(encoder_setting(model, "audio_features"))
     fade = CrossFade(len(rois), overlap_frames, out)
+    dev = next((w.device for w in model.parameters()), torch.device("cpu"))  # where the model is
     for c in span_chunks(rois, audio, chunk_frames, overlap_frames):
         seg = c.audio.astype(np.float32)
         t = c.num_frames
-        est = model(torch.from_numpy(seg)[None], transform(c.rois)[None], features(seg, t)[None],
-                    torch.tensor([t]))[0, 0].numpy()
-        fade.add(c, est)
+        est = model(torch.from_numpy(seg)[None].to(dev), transform(c.rois)[None].to(dev),
+                    features(seg, t)[None].to(dev), torch.tensor([t], device=dev))[0, 0]
+        fade.add(c, est.float().cpu().numpy())
     return fade.out
 
 
