@@ -85,12 +85,26 @@ def warmup_then_decay(warmup: int, steps: int) -> Callable[[int], float]:
 
 
 def latest_checkpoint(out: str | Path) -> Path | None:
-    out = Path(out)
-    p = out / "checkpoints" / "latest"
-    if p.is_file():
-        ck = out / "checkpoints" / p.read_text().strip()
-        if ck.is_dir():
-            return ck
+    """The checkpoint of run folder ``out`` that ``checkpoints/latest`` names, or None for a new run.
+
+    Checkpoint folders appear whole (written under a temporary name, then renamed) and ``latest`` is written
+    after its folder, so it names a complete one unless something outside removed it. Then, or without
+    ``latest``, the newest ``step_*`` folder is taken (with a warning); a ``latest`` naming a missing folder
+    with none left raises :class:`InputError`: starting over would overwrite the run's log."""
+    ckpts = Path(out) / "checkpoints"
+    p = ckpts / "latest"
+    steps = sorted((d for d in ckpts.glob("step_*") if d.is_dir() and d.name[5:].isdigit()),
+                   key=lambda d: int(d.name[5:])) if ckpts.is_dir() else []
+    name = p.read_text().strip() if p.is_file() else None
+    if name and (ckpts / name).is_dir():
+        return ckpts / name
+    if steps:
+        log.warning("%s %s; resuming from the newest checkpoint there, %s", p,
+                    f"names {name!r}, which is missing" if name is not None else "is missing", steps[-1].name)
+        return steps[-1]
+    if name is not None:
+        raise InputError(f"names the checkpoint {name!r}, which is missing, and no other checkpoint is left: this "
+                         "run cannot resume; move its folder away (or pass another --out) to start over", p)
     return None
 
 

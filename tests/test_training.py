@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from avspeech.model.checkpoint import load_state
+from avspeech.errors import InputError
 from avspeech.training import latest_checkpoint
 from data_helpers import make_manifest
 
@@ -111,3 +112,62 @@ def test_two_ranks_match_one_with_accumulation(data, tmp_path, head, port):
     assert sorted(l1) == sorted(l2) == [1, 2, 3]
     for s in l1:
         assert l2[s] == pytest.approx(l1[s], rel=1e-4, abs=1e-5), (s, l1[s], l2[s])
+
+
+def test_latest_checkpoint_when_latest_names_a_missing_folder(tmp_path, caplog):
+    """``latest`` is written after its folder; if that folder is gone (removed by hand), the newest step folder
+    left is resumed, with a warning, and with none left the run refuses to start over (it would overwrite the
+    run's log.csv)."""
+    ckpts = tmp_path / "checkpoints"
+    assert latest_checkpoint(tmp_path) is None  # a new run
+    for step in (2, 10, 9):
+        (ckpts / f"step_{step:07d}").mkdir(parents=True)
+    (ckpts / "step_0000011.tmp").mkdir()  # a temporary folder is never a checkpoint
+    (ckpts / "latest").write_text("step_0000009\n")
+    assert latest_checkpoint(tmp_path) == ckpts / "step_0000009"
+    (ckpts / "latest").write_text("step_0000012\n")
+    with caplog.at_level("WARNING"):
+        assert latest_checkpoint(tmp_path) == ckpts / "step_0000010"
+    assert "names 'step_0000012', which is missing; resuming from the newest checkpoint there, step_0000010" \
+        in caplog.text
+    (ckpts / "latest").unlink()
+    assert latest_checkpoint(tmp_path) == ckpts / "step_0000010"
+    for step in (2, 10, 9):
+        (ckpts / f"step_{step:07d}").rmdir()
+    (ckpts / "latest").write_text("step_0000012\n")
+    with pytest.raises(InputError, match=r"latest: names the checkpoint 'step_0000012', which is missing, and no "
+                                         r"other checkpoint is left"):
+        latest_checkpoint(tmp_path)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this must never be printed",))
+
+
+@pytest.mark.parametrize("content, words", [
+    ("malicious", r"training state: refused to load: the file pickles builtins\.print, which is none of the data"),
+    ("text", r"training state cannot be read: not a PyTorch file: it is a text file \(starts with 'step: 3'\)"),
+    ("truncated", r"training state cannot be read: .*damaged or truncated"),
+])
+def test_a_bad_training_state_is_refused_in_our_words(tmp_path, capsys, content, words):
+    """state.pt is read with weights_only; torch's own advice (which includes loading with weights_only=False)
+    never reaches the user, and a pickled callable is named, not run."""
+    import torch
+
+    from avspeech.errors import UnsafeCheckpointError
+    from avspeech.model.checkpoint import load_state
+
+    f = tmp_path / "state.pt"
+    if content == "malicious":
+        torch.save({"step": 3, "hook": _RunsCode()}, f)
+    elif content == "text":
+        f.write_text("step: 3\n")
+    else:
+        torch.save({"step": 3, "w": torch.zeros(1000)}, f)
+        f.write_bytes(f.read_bytes()[:500])
+    with pytest.raises(InputError, match=words) as e:
+        load_state(tmp_path)
+    assert "weights_only" not in str(e.value) and "\x1b" not in str(e.value)
+    assert isinstance(e.value, UnsafeCheckpointError) == (content == "malicious")
+    assert "must never be printed" not in capsys.readouterr().out

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from avspeech.errors import InputError
+from avspeech.errors import InputError, UnsafeCheckpointError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -57,9 +57,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not Path(path).exists():
         raise InputError("checkpoint not found", path)
     if is_official_file(path):
-        raise InputError("this is an official AV-HuBERT checkpoint (a fairseq .pt file), not a checkpoint folder "
-                         "of avspeech: give it as --init-from to start a model from its encoder, or convert it "
-                         "with 'avspeech convert avhubert FILE OUT_DIR'", path)
+        raise InputError("this is a PyTorch file (as official AV-HuBERT checkpoints are; nothing of it was "
+                         "loaded), not a checkpoint folder of avspeech: an AV-HuBERT file can be given as "
+                         "--init-from to start a model from its encoder, or converted with 'avspeech convert "
+                         "avhubert FILE OUT_DIR'", path)
     if not f.is_file():
         raise InputError(f"not a checkpoint folder: {CONFIG} is missing", path)
     try:
@@ -104,7 +105,14 @@ def load_state(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, or an object that weights_only refuses
-        raise InputError(f"training state cannot be read safely ({str(e).splitlines()[0]})", f) from e
+        from avspeech.model.avhubert.container import torch_load_error
+
+        err = torch_load_error(f, e, "a training state holds (tensors, numbers, strings, containers)")
+        if isinstance(err, UnsafeCheckpointError):
+            raise UnsafeCheckpointError(f"training state: {err.cause}", f, err.refused) from None
+        if isinstance(err, InputError):
+            raise InputError(f"training state cannot be read: {err.cause}", f) from None
+        raise
 
 
 def is_official_file(path: str | Path) -> bool:

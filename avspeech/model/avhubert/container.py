@@ -259,28 +259,46 @@ def _refused_globals(p: Path, message: str) -> list[str]:
         found += torch.serialization.get_unsafe_globals_in_checkpoint(str(p))
     except Exception:  # legacy format, or a pickle the static reader does not follow: keep what torch said
         pass
-    return sorted(set(found))
+    found = set(found)  # torch's message may name "print" where the static listing says "builtins.print"
+    return sorted(g for g in found if not any(o.endswith("." + g) for o in found))
 
 
 def _load(p: Path, map_location: Any) -> Any:
     with torch.serialization.safe_globals(safe_globals()):
         try:
             return torch.load(p, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as e:
-            refused = _refused_globals(p, str(e))
-            if refused:
-                raise UnsafeCheckpointError(
-                    f"refused to load: the file pickles {', '.join(refused)}, which is none of the data an "
-                    "AV-HuBERT checkpoint holds (tensors, containers, fairseq Dictionary and SentencepieceBPE, "
-                    "sentencepiece model, argparse.Namespace, numpy scalars); unpickling it could run code, so "
-                    "nothing of the file was run", p, refused) from None
-            detail = _weights_unpickler_message(str(e))
-            raise InputError(f"cannot be unpickled: the file is damaged or truncated ({detail})", p) from None
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, TypeError, AttributeError,
-                KeyError, IndexError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"cannot be read as a PyTorch checkpoint: the file is damaged or truncated "
-                             f"({type(e).__name__}: {first})", p) from e
+        except Exception as e:
+            raise torch_load_error(p, e, "an AV-HuBERT checkpoint holds (tensors, containers, fairseq Dictionary "
+                                   "and SentencepieceBPE, sentencepiece model, argparse.Namespace, numpy "
+                                   "scalars)") from None
+
+
+def torch_load_error(p: str | Path, e: Exception, holds: str) -> Exception:
+    """What ``torch.load(p, weights_only=True)`` failing with ``e`` means, for a file that should hold ``holds``:
+    :class:`UnsafeCheckpointError` naming the globals the file pickles, else :class:`InputError` (not a
+    PyTorch file, or damaged), in our words (torch's advice includes loading with weights_only=False, which we
+    never do). Other errors are returned unchanged."""
+    p = Path(p)
+    try:
+        head = _head(p)
+    except OSError:
+        head = b"PK\x03\x04"
+    if not _is_torch_file_head(head):
+        return InputError(f"not a PyTorch file: it is {_describe_head(head)}", p)
+    if isinstance(e, pickle.UnpicklingError):
+        refused = _refused_globals(p, str(e))
+        if refused:
+            return UnsafeCheckpointError(
+                f"refused to load: the file pickles {', '.join(refused)}, which is none of the data {holds}; "
+                "unpickling it could run code, so nothing of the file was run", p, refused)
+        detail = _weights_unpickler_message(str(e))
+        return InputError(f"cannot be unpickled: the file is damaged or truncated ({detail})", p)
+    if isinstance(e, (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, TypeError, AttributeError,
+                      KeyError, IndexError)):
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return InputError(f"cannot be read as a PyTorch checkpoint: the file is damaged or truncated "
+                          f"({type(e).__name__}: {first})", p)
+    return e
 
 
 def _cfg_from_args(ns: argparse.Namespace) -> dict[str, Any]:
