@@ -221,6 +221,17 @@ def reference_results(p: Problem) -> list[torch.Tensor]:
     return [torch.cat(parts) for parts in zip(*per_sample)] + [d_slopes]
 
 
+def _reference_or_none(p: Problem, log) -> list[torch.Tensor]:
+    """:func:`reference_results`, or ``[]`` (no check; the rows say ``nan``) where it cannot be computed."""
+    try:
+        return reference_results(p)
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        log(f"  (no float64 check here: {type(e).__name__}: {str(e).splitlines()[0][:100]})")
+        if p.xs[0].is_cuda:
+            torch.cuda.empty_cache()
+        return []
+
+
 def max_rel_err(got: list[torch.Tensor], ref: list[torch.Tensor]) -> float:
     """The largest relative norm error over the tensors (inf where one has NaN or inf)."""
     worst = 0.0
@@ -284,8 +295,10 @@ def run(device, B, H, Dh, dtype, shapes, providers, modes, budget_s, out: Path, 
                             attend = build_attend(provider, p, mode)
                             if provider.startswith(CHECKED) and B * H * La * Lv <= CHECK_MAX_SCORES:
                                 got = results_of(attend, p, mode)  # on CUDA also the compile, outside the timing
-                                truth = truth if truth is not None else reference_results(p)
-                                err = max_rel_err(got, truth[:len(got)])
+                                if truth is None:
+                                    truth = _reference_or_none(p, log)
+                                if truth:
+                                    err = max_rel_err(got, truth[:len(got)])
                                 del got
                             step = as_step(attend, mode, p.grads)
                             if device.type == "cuda":

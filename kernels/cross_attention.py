@@ -541,6 +541,10 @@ def _cross_attn_bwd_dkdv_kernel(
 #   (8 B with 8), dk/dv 16 x 64 with 1 stage (8 B with 2), the atomic dk/dv 16 x 64 with 4 warps and 3 stages (40 B
 #   with 8/2, 12 B with 4/2). Its "large" is 64 x 128 forward (128 x 128 spilled 48-220 B with 2 or 3 stages),
 #   128 x 32 dq at Dh 128, and 128-key dk/dv programs at Dh 128 (32 x 128; atomic 16 x 128; 32 x 64 spilled 16-80 B).
+# In the atomic backward's dk/dv pass the dq product (dS K) has the query step as its M (16 or 32), below wgmma's 64
+# rows, so on sm_90a and sm_100a that one product runs on mma.sync (m16n8k16) beside wgmma / tcgen05 for the
+# other four: 96 of the 672 builds on each (the static table's mma column). 64-query steps, where it could use
+# wgmma, spilled (above); whether the atomic variant still wins is for the GPU session's timings to say.
 _INTERPRET_CONFIG = dict(fwd=(16, 16, 1, 1), dq=(16, 16, 1, 1), dkdv=(16, 16, 1, 1), dkdv_atomic=(16, 16, 1, 1),
                          delta=(16, 1))
 # fp32 is outside the static check: its IEEE dots run on FMA units and spill where the 16-bit ones do not (built as
