@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     utts = read_manifest(args.manifest)
     if args.action == "import":
         listed = mixlists.read_list(args.list, args.format)
+        if not listed:
+            from avspeech.errors import InputError
+
+            raise InputError(f"no mixtures found in this list (--format {args.format})", args.list)
         parts, failures = mixlists.import_list(listed, utts)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

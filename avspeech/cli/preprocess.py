@@ -42,10 +42,34 @@ def batch_settings(args: argparse.Namespace):
     return shard, config
 
 
+def nothing_found(inputs, out) -> InputError:
+    """The error for INPUTs that name no clip at all: each is an empty folder (or one with no video files outside
+    ``--out``) or a list file with no paths in it."""
+    from pathlib import Path
+
+    from avspeech.errors import InputError
+    from avspeech.preprocess.discover import VIDEO_SUFFIXES
+
+    def why(raw) -> str:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            return (f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) found in this folder"
+                    + (f" outside --out {out}" if Path(out).resolve().is_relative_to(p.resolve()) else ""))
+        return "no paths listed in this file"
+
+    if len(inputs) == 1:
+        return InputError(why(inputs[0]), inputs[0])
+    return InputError("no clips found in any INPUT: " + "; ".join(f"{i}: {why(i)}" for i in inputs))
+
+
 def run(args: argparse.Namespace) -> int:
     from avspeech.preprocess.batch import preprocess
+    from avspeech.preprocess.discover import discover
 
     shard, config = batch_settings(args)
-    report = preprocess(args.inputs, args.out, workers=args.workers, shard=shard, config=config)
+    clips = discover(args.inputs, exclude=args.out)
+    if not clips:
+        raise nothing_found(args.inputs, args.out)
+    report = preprocess(args.inputs, args.out, workers=args.workers, shard=shard, config=config, clips=clips)
     print(report.summary())
     return 1 if report.failures else 0

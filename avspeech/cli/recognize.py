@@ -7,9 +7,10 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from avspeech.cli.decoding import add_decode_arguments
+    from avspeech.cli.separate import OUT_HELP
 
     p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s), with or without audio")
-    p.add_argument("--out", required=True, help="output folder (one sub-folder per clip when several are given)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument("--checkpoint", help="recognition checkpoint: a folder of ours, or an official AV-HuBERT "
                    "fine-tuned seq2seq file (VSR/AVSR .pt) or its 'avspeech convert avhubert' folder (default: the "
                    "one that ships, trained on synthetic data only; real video needs a model trained on real data)")
@@ -25,11 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from avspeech.batch import Failure, report_failures
     from avspeech.errors import InputError
     from avspeech.cli.decoding import decode_options
+    from avspeech.cli.separate import clip_folders, print_renamed
     from avspeech.pipeline.provenance import synthetic_note
     from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip
 
@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(note)
     options = decode_options(args, model)
     failures = []
-    for clip in args.clips:
-        out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem
+    folders = clip_folders(args.clips, args.out)
+    print_renamed(folders)
+    for clip, out in folders:
         try:
             entries = recognize_clip(clip, out, model, checkpoint=args.checkpoint, max_faces=args.max_faces,
                                      mode=args.mode, options=options, chunk_seconds=args.chunk_seconds,

@@ -2,12 +2,44 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Sequence
 
+OUT_HELP = ("output folder; with several clips, one sub-folder per clip named by its file stem (clips whose stems "
+            "clash: <stem>-<8 hex digits of a hash of the clip's full path>)")
+
+
+def clip_folders(clips: Sequence[str], out: str | Path) -> list[tuple[str, Path]]:
+    """Each clip with its output folder: ``out`` itself when one clip is given; for several, ``out/<stem>``, and
+    for clips whose stem another (different) file of the batch shares, ``out/<stem>-<hash>`` with the first 8 hex
+    digits of the SHA-1 of the clip's resolved path, so the folder does not depend on the order of the clips."""
+    out = Path(out)
+    if len(clips) == 1:
+        return [(clips[0], out)]
+    import hashlib
+
+    keys = [str(Path(c).resolve()) for c in clips]
+    paths_of: dict[str, set[str]] = {}
+    for c, k in zip(clips, keys):
+        paths_of.setdefault(Path(c).stem, set()).add(k)
+    folders = []
+    for c, k in zip(clips, keys):
+        stem = Path(c).stem
+        name = stem if len(paths_of[stem]) == 1 else f"{stem}-{hashlib.sha1(k.encode()).hexdigest()[:8]}"
+        folders.append((c, out / name))
+    return folders
+
+
+def print_renamed(folders: Sequence[tuple[str, Path]]) -> None:
+    """Say where the clips whose file stems clash go (the others go to ``OUT/<stem>``)."""
+    for clip, folder in folders:
+        if len(folders) > 1 and folder.name != Path(clip).stem:
+            print(f"{clip}: another clip has the same file name; its results go to {folder}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s) with audio")
-    p.add_argument("--out", required=True, help="output folder (one sub-folder per clip when several are given)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument("--checkpoint", help="separation checkpoint (default: the one that ships, trained on "
                    "synthetic data only; real video needs a model trained on real data)")
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
@@ -21,8 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from avspeech.batch import Failure, report_failures
     from avspeech.errors import InputError
     from avspeech.pipeline.provenance import synthetic_note
@@ -33,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(note)
     failures = []
-    for clip in args.clips:
-        out = Path(args.out) if len(args.clips) == 1 else Path(args.out) / Path(clip).stem
+    folders = clip_folders(args.clips, args.out)
+    print_renamed(folders)
+    for clip, out in folders:
         if (out / "speakers.json").is_file() and not args.overwrite:
             print(f"{clip}: already separated in {out} (--overwrite to redo)")
             continue

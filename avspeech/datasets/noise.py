@@ -145,6 +145,8 @@ def prepare_noise(out: str | Path, musan: str | Path | None = None, manifest: st
         from avspeech.data.layout import read_manifest
 
         utts = [u for u in read_manifest(manifest) if u.audio is not None]
+        if not utts:
+            raise InputError("no utterances with audio found in this manifest", manifest)
         n_speech = int(config.speech_seconds * SAMPLE_RATE)
         long = [u for u in utts if u.samples > n_speech]
         speech = []
