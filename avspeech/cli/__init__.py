@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 from avspeech import __version__
@@ -57,6 +58,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_WRAPPED = re.compile(r"^avspeech\.errors\.\w+: ", re.MULTILINE)
+
+
+def _message(e: InputError) -> str:
+    """The error's message; for one that torch re-raised from a DataLoader worker (its message is then
+    "Caught InputError in DataLoader worker process 0." and the worker's whole traceback), the original message,
+    which is what follows the traceback's last ``avspeech.errors.<Error>: `` line."""
+    text = str(e)
+    if "Original Traceback" not in text:
+        return text
+    last = None
+    for last in _WRAPPED.finditer(text):
+        pass
+    return text[last.end():].strip() if last else text
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -71,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except InputError as e:
-        print(f"avspeech {args.command}: error: {e}", file=sys.stderr)
+        print(f"avspeech {args.command}: error: {_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"avspeech {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)

@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from avspeech.data.layout import read_manifest, write_labels
     from avspeech.io.atomic import atomic_write_json
     from avspeech.batch import report_failures
+    from avspeech.errors import InputError
     from avspeech.pretrain import cluster as cl
     from avspeech.synth.splits import synthetic_phones
 
@@ -36,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         feats = cl.mfcc_features(utts, failures)
         source = "mfcc39"
+    if not any(f is not None and len(f) for f in feats):
+        if failures:
+            print(report_failures(failures, len(utts), "utterances"))
+        raise InputError(cl.no_usable_utterance(utts, failures), args.manifest)
     km = cl.fit_kmeans(feats, args.clusters, args.fraction, args.seed)
     labels = cl.assign(km, feats, [u.frames for u in utts])
     write_labels(args.out, labels)

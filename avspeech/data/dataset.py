@@ -17,9 +17,23 @@ from avspeech.data.layout import Utterance, read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.features import AUDIO_DIM, LipTransform, audio_features
 from avspeech.io.media import read_gray_video, read_wav
-from avspeech.timebase import SAMPLE_RATE
+from avspeech.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 ORDER_SALT = 100003  # an epoch's batch order is drawn from seed * ORDER_SALT + epoch
+
+
+def read_utterance_audio(utt: Utterance) -> np.ndarray:
+    """An utterance's audio (N,) float32 at 16 kHz, checked against the manifest's sample count: a file more than
+    a video frame (640 samples; features are fitted to the video's length) shorter than the manifest says is
+    refused with an :class:`InputError` naming it (truncated, or not the file the manifest was made from). A
+    manifest without a count (0) is not checked."""
+    if utt.audio is None:
+        raise InputError(f"{utt.id}: the manifest gives no audio")
+    audio = read_wav(utt.audio, SAMPLE_RATE)[0]
+    if utt.samples and len(audio) < utt.samples - SAMPLES_PER_FRAME:
+        raise InputError(f"has {len(audio)} samples, the manifest says {utt.samples} (row {utt.id}): "
+                         "truncated?", utt.audio)
+    return audio
 
 
 def order_generator(seed: int, epoch: int) -> torch.Generator:
@@ -58,7 +72,7 @@ class AVDataset(Dataset):
         if utt.video is None:
             raise InputError(f"{utt.id}: the manifest gives no video")
         rois = read_gray_video(utt.video)
-        audio = read_wav(utt.audio, SAMPLE_RATE)[0] if utt.audio is not None else None
+        audio = read_utterance_audio(utt) if utt.audio is not None else None
         return rois, audio
 
     def __getitem__(self, i: int) -> dict:

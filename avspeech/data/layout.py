@@ -73,11 +73,16 @@ class Utterance:
 
 def read_manifest(path: str | Path) -> list[Utterance]:
     """The utterances of an AV-HuBERT manifest, paths resolved against its root line. Rows may carry more than
-    the five columns (ignored); an empty video or audio column reads as None, an empty samples column as 0."""
+    the five columns (ignored); an empty video or audio column reads as None, an empty samples column as 0. A file
+    whose first line is a row (no root line), or that holds one line that is no folder (any text file), is
+    refused as not a manifest."""
     path = Path(path)
     lines = _read_text(path, "manifest").splitlines()
     if not lines:
         raise InputError("manifest is empty (its first line must be the root folder)", path)
+    if "\t" in lines[0]:
+        raise InputError(f"not a manifest: its first line must be the root folder, but it holds "
+                         f"{len(lines[0].split(chr(9)))} tab-separated columns (is the root line missing?)", path)
     root = Path(lines[0].strip())
     if not root.is_absolute():
         root = (path.parent / root).resolve()
@@ -100,6 +105,11 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             raise InputError(f"line {n}: id {uid!r} already given on line {seen[uid]}", path)
         seen[uid] = n
         utts.append(Utterance(uid, root / video if video else None, root / audio if audio else None, nf, ns))
+    if not utts and not root.is_dir():
+        first = lines[0].strip()
+        raise InputError(f"not a manifest: no rows, and its first line ({first[:60]!r}"
+                         f"{'...' if len(first) > 60 else ''}) is no folder (a manifest is the root folder, then "
+                         f"one row per utterance: {', '.join(MANIFEST_COLUMNS)}, tab-separated)", path)
     return utts
 
 

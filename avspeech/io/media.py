@@ -156,7 +156,50 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
         raise InputError(f"cannot read audio ({e})", path) from e
     if sample_rate is not None and sr != sample_rate:
         raise InputError(f"sample rate is {sr} Hz, expected {sample_rate} Hz", path)
+    declared = _wav_declared_frames(path)
+    if declared is not None and len(audio) < declared:
+        raise InputError(f"truncated: its header declares {declared} samples, the file holds {len(audio)}", path)
     return audio.mean(axis=1), sr
+
+
+_WAV_SIZE_PLACEHOLDER = 0x7FFFF000  # data sizes from here up are what streaming writers put in (no seek back)
+
+
+def _wav_declared_frames(path: str | Path) -> int | None:
+    """The sample frames a PCM or float WAV's header declares (its data chunk's size), or None where the header
+    does not say: not RIFF/WAVE, another encoding, or a streaming writer's placeholder size (0, or near 2^32).
+    libsndfile reads what the file holds, so a file cut short (header intact) reads as a shorter one."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) < 16:
+                        return None
+                    tag, _, _, _, block_align = struct.unpack("<HHIIH", fmt[:14])
+                    if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format's tag
+                        tag = struct.unpack("<H", fmt[24:26])[0]
+                    if tag not in (1, 3) or not block_align:  # PCM, IEEE float
+                        return None
+                    f.seek(size % 2, 1)
+                elif cid == b"data":
+                    if block_align is None or size == 0 or size >= _WAV_SIZE_PLACEHOLDER:
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + size % 2, 1)
+    except OSError:
+        return None
 
 
 def read_video_frames(path: str | Path, indices: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

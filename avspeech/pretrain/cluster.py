@@ -15,24 +15,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from avspeech.data.dataset import read_utterance_audio
 from avspeech.data.layout import Utterance
+from avspeech.errors import InputError
 from avspeech.features import mfcc_39
-from avspeech.io.media import read_wav
-from avspeech.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 
 def mfcc_features(utts: Sequence[Utterance], failures: list | None = None) -> list[np.ndarray | None]:
-    """(T, 39) per utterance; None for an utterance without audio, or whose audio cannot be read (then a
+    """(T, 39) per utterance; None for an utterance without audio, or whose audio cannot be read or is shorter
+    than the manifest says (:func:`~avspeech.data.dataset.read_utterance_audio`; then a
     :class:`~avspeech.batch.Failure` is appended to ``failures`` if given, else the error is raised)."""
     from avspeech.batch import Failure
-    from avspeech.errors import InputError
 
     out = []
     for u in tqdm(utts, desc="mfcc", unit="utt", dynamic_ncols=True):
         try:
-            out.append(None if u.audio is None else mfcc_39(read_wav(u.audio, SAMPLE_RATE)[0], u.frames).numpy())
+            out.append(None if u.audio is None else mfcc_39(read_utterance_audio(u), u.frames).numpy())
         except InputError as e:
             if failures is None:
                 raise
@@ -64,17 +64,39 @@ def encoder_features(checkpoint: str | Path, manifest: str | Path, layer: int, d
     return out  # type: ignore[return-value]
 
 
+def no_usable_utterance(utts: Sequence[Utterance], failures: Sequence = ()) -> str:
+    """The cause to report when no utterance of a manifest gave features to cluster (``failures``: those whose
+    audio failed, as :func:`mfcc_features` collects them)."""
+    if not utts:
+        return "no usable utterance: the manifest lists none"
+    n, bad = len(utts), len(failures)
+    if bad == n:
+        why = ("its one utterance" if n == 1 else f"all {n} utterances") + " failed (listed above)"
+    else:
+        without = sum(u.audio is None for u in utts)
+        counts = ((bad, "failed (listed above)"), (without, "have no audio"), (n - bad - without, "have no frames"))
+        why = ", ".join(f"{c} {what}" for c, what in counts if c > 0) + f" (of {n} utterances)"
+    audio = [u.audio for u in utts if u.audio is not None]
+    if audio and not any(a.exists() for a in audio):
+        why += "; none of their audio files exists (is the root folder on the manifest's first line right?)"
+    return f"no usable utterance: {why}"
+
+
 def fit_kmeans(features: Sequence[np.ndarray | None], k: int, fraction: float = 1.0, seed: int = 0,
                max_frames: int = 1_000_000):
-    """MiniBatchKMeans on a sampled ``fraction`` of all frames (at most ``max_frames``)."""
+    """MiniBatchKMeans on a sampled ``fraction`` of all frames (at most ``max_frames``); an
+    :class:`InputError` when there are fewer frames than clusters (none at all: no usable utterance)."""
     from sklearn.cluster import MiniBatchKMeans
 
-    x = np.concatenate([f for f in features if f is not None and len(f)])
+    usable = [f for f in features if f is not None and len(f)]
+    if not usable:
+        raise InputError(f"no usable utterance: none of the {len(features)} has features to cluster")
+    x = np.concatenate(usable)
     rng = np.random.default_rng(seed)
     n = min(max(int(len(x) * fraction), k), len(x), max_frames)
     sample = x[rng.choice(len(x), n, replace=False)] if n < len(x) else x
     if len(sample) < k:
-        raise ValueError(f"only {len(sample)} frames to cluster into {k} clusters; use fewer clusters")
+        raise InputError(f"only {len(sample)} frames to cluster into {k} clusters; use fewer clusters")
     km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=min(10000, len(sample)), n_init=3,
                          max_iter=100)
     km.fit(sample)

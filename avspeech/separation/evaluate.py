@@ -1,14 +1,17 @@
 """Scoring a separation checkpoint on a mixture list (``avspeech evaluate separation``).
 
 Every (mixture, target face) is separated at full length and scored against its reference with
-:func:`~avspeech.separation.metrics.score`; the audio-only baseline's two outputs are assigned to the two speakers
-by the permutation with the higher total SI-SDR (its best case). Writes ``<out>/results.csv`` (one row per
-target, rows written as they come, so an interrupted run resumes), ``<out>/summary.json`` and
-``<out>/summary.md`` (means). A target whose PESQ or STOI the library refuses (no speech found, too short) is
-logged as a warning naming it, scores NaN there, is left out of that mean, and counted in the summary
-(``pesq_failed``, ``stoi_failed``; None without PESQ/STOI) and in a line of ``summary.md``. ``<out>/scoring.json`` records what the rows score (a hash of the model's weights,
-the mixture list, the manifest, whether PESQ/STOI are on): a run into a folder that holds another model's rows
-starts over instead of mixing them in.
+:func:`~avspeech.separation.metrics.score`; the audio-only baseline's two outputs are assigned to the two speakers by
+the permutation with the higher total SI-SDR (its best case). Writes ``<out>/results.csv`` (one row per target, rows
+written as they come, so an interrupted run resumes), ``<out>/summary.json`` and ``<out>/summary.md`` (means). A
+target that cannot be scored (:func:`~avspeech.separation.metrics.unscorable`: a mixture shorter than BSS-eval's
+filter, a silent target, an interferer that is silent or the target's own audio) stops the run with an
+:class:`~avspeech.errors.InputError` naming the file, as an unreadable file does. A target whose PESQ or STOI the
+library refuses (no speech found, too short) is logged as a warning naming it, scores NaN there, is left out of that
+mean, and counted in the summary (``pesq_failed``, ``stoi_failed``; None without PESQ/STOI) and in a line of
+``summary.md``. ``<out>/scoring.json`` records what the rows score (a hash of the model's weights, the mixture list,
+the manifest, whether PESQ/STOI are on): a run into a folder that holds another model's rows starts over instead of
+mixing them in.
 """
 from __future__ import annotations
 
@@ -24,9 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from avspeech.errors import InputError
 from avspeech.features.audio import encoder_setting
 from avspeech.io.atomic import atomic_write_json, atomic_write_text
-from avspeech.separation.metrics import score, si_sdr
+from avspeech.separation.metrics import score, si_sdr, unscorable
 from avspeech.separation.mixtures import MixtureDataset, collate_mixtures
 from avspeech.separation.model import AVSeparator
 
@@ -57,6 +61,28 @@ def estimate(model: AVSeparator, item: dict) -> np.ndarray:
     else:
         est = est[0]
     return est.numpy()
+
+
+def check_scorable(ds: MixtureDataset, i: int, item: dict) -> None:
+    """An :class:`InputError` naming the file to blame when item ``i`` of ``ds`` cannot be scored
+    (:func:`~avspeech.separation.metrics.unscorable`): the shorter utterance's audio when the mixture is too
+    short, the interferer's when it is silent, else the target's (and the interferer's is named in the cause
+    when it is the target's own audio)."""
+    cause = unscorable(item["target"].numpy(), item["mixture"].numpy())
+    if cause is None:
+        return
+    m = ds.mixtures[i // 2]
+    target, other = (m.utt_a, m.utt_b) if i % 2 == 0 else (m.utt_b, m.utt_a)
+    blame = other if cause.startswith("the interferer is silent") else target
+    where = f"target {target} of mixture {m.id}, interferer {other}"
+    if cause.startswith("the interferer is the reference's own audio"):
+        where += f" ({ds.utts[other].audio})"
+    if cause.startswith("only"):
+        frames = {u: len(ds.load(u)[0]) for u in (target, other)}
+        blame = min(frames, key=frames.get)
+        cause += (f"; the mixture is cut to the shorter utterance, {blame}, which has {frames[blame]} frames of "
+                  "video and audio")
+    raise InputError(f"{where}: {cause}", ds.utts[blame].audio)
 
 
 def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str | Path, out: str | Path,
@@ -96,6 +122,7 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
             if item_id in done:
                 continue
             item = ds[i]
+            check_scorable(ds, i, item)
             est = estimate(model, item)
             row = {"id": item_id, "target": m.utt_a if i % 2 == 0 else m.utt_b,
                    "interferer": m.utt_b if i % 2 == 0 else m.utt_a, "gain_db": m.gain_db,

@@ -10,7 +10,9 @@
   distortion filter), PESQ from ``pesq`` (ITU-T P.862.2), STOI from ``pystoi``. A signal the PESQ or STOI
   library refuses (no speech found, too short; pystoi's "Returning 1e-5" placeholder counts as a refusal) scores
   NaN there, and a warning names the utterance and the
-  library's error.
+  library's error. Signals that SDR cannot score (:func:`unscorable`: too short, a silent reference, a mixture
+  that is the reference alone) raise an :class:`~avspeech.errors.InputError`; an estimate that is silent or the
+  reference itself scores an SDR of -inf or +inf (and a warning names it).
 """
 from __future__ import annotations
 
@@ -22,11 +24,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avspeech.errors import InputError
 from avspeech.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 SILENCE_FLOOR_DB = -40.0
+SDR_FILTER_TAPS = 512  # BSS-eval's distortion filter (fast_bss_eval's default)
+SILENT_RMS = 1e-8  # below this a reference is silence (as for level_normalise)
+MIXTURE_MAX_SDR_DB = 100.0  # a mixture this close to its reference is the reference alone
 
 
 def si_sdr(est: Tensor, ref: Tensor, lengths: Tensor | None = None, eps: float = 1e-8) -> Tensor:
@@ -75,17 +81,61 @@ def _np_si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
                         torch.from_numpy(ref.astype(np.float64))[None])[0])
 
 
+def unscorable(ref: np.ndarray, mixture: np.ndarray) -> str | None:
+    """Why a reference (N,) in its mixture (N,) cannot be scored (None when it can): no samples or fewer than
+    BSS-eval's distortion filter, non-finite samples, a silent reference (SDR is undefined), or a mixture that
+    is the reference alone, scaled (the interferer, ``mixture - ref``, is silent or the reference's own audio;
+    the mixture's SDR, the baseline of SDRi, would be infinite)."""
+    ref, mixture = np.asarray(ref, np.float64), np.asarray(mixture, np.float64)
+    if len(ref) != len(mixture):
+        return f"reference and mixture differ in length ({len(ref)} and {len(mixture)} samples)"
+    if len(ref) <= SDR_FILTER_TAPS:
+        return (f"only {len(ref)} samples to score; SDR needs more than {SDR_FILTER_TAPS} (its distortion "
+                "filter's length)")
+    if not (np.isfinite(ref).all() and np.isfinite(mixture).all()):
+        return "the reference or the mixture holds NaN or infinite samples"
+    e_ref = float(ref @ ref)
+    if math.sqrt(e_ref / len(ref)) <= SILENT_RMS:
+        return "the reference is silent (SDR needs a reference with sound)"
+    interferer = mixture - ref
+    if math.sqrt(float(interferer @ interferer) / len(ref)) <= SILENT_RMS:
+        return "the interferer is silent (the mixture is the reference alone)"
+    rest = mixture - (float(mixture @ ref) / e_ref) * ref
+    if float(rest @ rest) <= float(mixture @ mixture) * 10 ** (-MIXTURE_MAX_SDR_DB / 10):
+        return "the interferer is the reference's own audio, scaled (the mixture is the reference alone)"
+    return None
+
+
+def _bss_sdr(est: np.ndarray, ref: np.ndarray) -> float:
+    """BSS-eval SDR of one estimate against one reference (no permutation to solve: fast_bss_eval's ``sdr``
+    fails on an infinite value, where this gives +-inf)."""
+    import fast_bss_eval
+
+    with np.errstate(divide="ignore"):
+        return float(-fast_bss_eval.sdr_loss(est[None], ref[None])[0])
+
+
 def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: int = SAMPLE_RATE,
           perceptual: bool = True, utterance: str | None = None) -> dict[str, float]:
     """Metrics of one estimate (N,) against its reference (N,), the mixture (N,) as the baseline. PESQ and
     STOI are NaN when ``perceptual`` is False or the library refuses the signal (e.g. no speech found); a
-    refusal is logged as a warning naming ``utterance`` and the library's error."""
-    import fast_bss_eval
-
+    refusal is logged as a warning naming ``utterance`` and the library's error. A reference and mixture that
+    cannot be scored (:func:`unscorable`) raise an :class:`~avspeech.errors.InputError` naming ``utterance``."""
     est, ref, mixture = (np.asarray(x, np.float64) for x in (est, ref, mixture))
+    name = utterance if utterance is not None else "an estimate"
+    cause = unscorable(ref, mixture)
+    if cause:
+        raise InputError(f"cannot score {name}: {cause}")
+    if est.shape != ref.shape:
+        raise ValueError(f"the estimate of {name} has shape {est.shape}, its reference {ref.shape}")
+    if not np.isfinite(est).all():
+        raise ValueError(f"the estimate of {name} holds NaN or infinite samples")
     out = {"si_sdr": _np_si_sdr(est, ref), "si_sdr_mix": _np_si_sdr(mixture, ref)}
-    out["sdr"] = float(fast_bss_eval.sdr(ref[None], est[None])[0])
-    out["sdr_mix"] = float(fast_bss_eval.sdr(ref[None], mixture[None])[0])
+    out["sdr"] = _bss_sdr(est, ref)
+    out["sdr_mix"] = _bss_sdr(mixture, ref)
+    if math.isinf(out["sdr"]):
+        log.warning("SDR of %s is %s: the estimate is %s", name, out["sdr"],
+                    "silent" if out["sdr"] < 0 else "the reference itself, scaled")
     out["si_sdri"] = out["si_sdr"] - out["si_sdr_mix"]
     out["sdri"] = out["sdr"] - out["sdr_mix"]
     out["pesq"] = out["stoi"] = math.nan
@@ -93,7 +143,6 @@ def score(est: np.ndarray, ref: np.ndarray, mixture: np.ndarray, sample_rate: in
         from pesq import pesq
         from pystoi import stoi
 
-        name = utterance if utterance is not None else "an estimate"
         try:
             out["pesq"] = float(pesq(sample_rate, ref, est, "wb"))
         except Exception as e:  # noqa: BLE001 - any refusal of the library is reported, and scores NaN
