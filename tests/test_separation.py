@@ -302,16 +302,30 @@ def test_separate_refuses_bad_input(tmp_path, random_checkpoint):
 
 
 def test_separate_device_option(random_checkpoint):
-    """--device auto is the CPU here; a device that is not there, or not a device, is refused in one line."""
+    """--device auto is the GPU where there is one, else the CPU; the model's estimate comes back as a CPU array."""
     from avspeech.separation.separate import load_model
 
-    assert next(load_model(random_checkpoint, "auto").parameters()).device.type == (
-        "cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(random_checkpoint, "auto")
+    assert next(model.parameters()).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    rng = np.random.default_rng(0)
+    out = separate_span(model, rng.standard_normal(12 * 640).astype(np.float32),
+                        rng.integers(0, 255, (12, 96, 96), dtype=np.uint8), chunk_frames=10, overlap_frames=3)
+    assert isinstance(out, np.ndarray) and out.shape == (12 * 640,) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("command", [["separate", "x.mp4", "--out", "o"], ["recognize", "x.mp4", "--out", "o"],
+                                     ["evaluate", "separation", "--out", "o"],
+                                     ["evaluate", "recognition", "--out", "o"]])
+def test_device_option_refuses_what_is_not_there(tmp_path, command):
+    """Every inference and evaluation command takes --device; a device that is not there, or not a device, is
+    refused in one line before anything is read."""
     if not torch.cuda.is_available():
-        res = _run("separate", "x.mp4", "--out", "o", "--device", "cuda", "--checkpoint", str(random_checkpoint))
-        assert res.returncode == 2 and "sees no CUDA GPU" in res.stderr and "Traceback" not in res.stderr
-    res = _run("separate", "x.mp4", "--out", "o", "--device", "gpu", "--checkpoint", str(random_checkpoint))
-    assert res.returncode == 2 and "unknown device 'gpu'" in res.stderr and "Traceback" not in res.stderr
+        res = subprocess.run(["avspeech", *command, "--device", "cuda"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+        assert res.returncode == 2 and "sees no CUDA GPU" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    res = subprocess.run(["avspeech", *command, "--device", "gpu"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300)
+    assert res.returncode == 2 and "unknown device 'gpu'" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
 def test_separate_two_speaker_clip_with_the_shipped_checkpoint(synth_corpus_2spk, tmp_path):

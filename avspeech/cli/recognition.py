@@ -11,6 +11,7 @@ from pathlib import Path
 from avspeech.cli.config_args import add_config_arguments, config_from_args
 from avspeech.cli.decoding import add_decode_arguments, decode_options
 from avspeech.cli.noise import add_noise_set_arguments
+from avspeech.device import add_device_argument
 
 MANIFEST_HELP = ("preprocessed manifest (avspeech preprocess); default: the built-in synthetic set (synth + "
                  "preprocess into OUT/data)")
@@ -76,6 +77,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean-only", action="store_true", help="skip the interfering speech and babble conditions")
     add_noise_set_arguments(p, "condition")
     p.add_argument("--limit", type=int, help="score only the first N utterances")
+    add_device_argument(p)
     add_decode_arguments(p)
 
 
@@ -88,7 +90,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model(args.checkpoint, args.spm)
+    model = load_model(args.checkpoint, args.spm, args.device)
     default = ",".join(model.modes) if is_seq2seq(model) else "audio,video,av"
     modes = [m.strip() for m in (args.modes or default).split(",") if m.strip()]
     bad = [m for m in modes if m not in ("audio", "video", "av")]

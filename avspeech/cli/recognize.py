@@ -7,6 +7,7 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from avspeech.cli.decoding import add_decode_arguments
+    from avspeech.device import add_device_argument
     from avspeech.cli.separate import OUT_HELP
 
     p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s), with or without audio")
@@ -22,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from avspeech.pipeline.config import RECOGNITION_CHUNKS, chunk_arguments
 
     chunk_arguments(p, RECOGNITION_CHUNKS)
+    add_device_argument(p)
     add_decode_arguments(p)
 
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from avspeech.pipeline.provenance import synthetic_note
     from avspeech.recognition.recognize import default_checkpoint, load_model, recognize_clip
 
-    model = load_model(args.checkpoint, args.spm)
+    model = load_model(args.checkpoint, args.spm, args.device)
     note = synthetic_note(args.checkpoint or default_checkpoint(), "recognition")
     if note:
         print(note)

@@ -43,8 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="separation checkpoint (default: the one that ships, trained on "
                    "synthetic data only; real video needs a model trained on real data)")
     p.add_argument("--max-faces", type=int, default=4, help="faces to track per frame (default 4)")
-    p.add_argument("--device", default="auto", help="where the model runs: auto (a CUDA GPU when there is one, "
-                   "else the CPU), cpu, cuda, cuda:1, ... (default auto)")
+    from avspeech.device import add_device_argument
+
+    add_device_argument(p)
     from avspeech.pipeline.config import SEPARATION_CHUNKS, chunk_arguments
 
     chunk_arguments(p, SEPARATION_CHUNKS)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from avspeech.cli.config_args import add_config_arguments, config_from_args
 from avspeech.cli.noise import add_noise_set_arguments
+from avspeech.device import add_device_argument
 
 MANIFEST_HELP = ("preprocessed manifest (avspeech preprocess); default: the built-in synthetic set (synth + "
                  "preprocess into OUT/data)")
@@ -80,6 +81,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="avspeech_separation_eval", help="results folder (default: %(default)s)")
     p.add_argument("--limit", type=int, help="score only the first N targets")
     p.add_argument("--no-perceptual", action="store_true", help="skip PESQ and STOI (faster)")
+    add_device_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the mixtures drawn (default: 0)")
     add_noise_set_arguments(p, "mixture")
     _drawing_arguments(p, "evaluate")
@@ -88,12 +90,14 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from avspeech.separation.evaluate import evaluate_separation
     from avspeech.separation.separate import default_checkpoint
+    from avspeech.device import inference_device
     from avspeech.separation.train import load_separator
 
+    device = inference_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest, mixtures = _data(args, out, "evaluate")
-    model = load_separator(args.checkpoint or default_checkpoint())
+    model = load_separator(args.checkpoint or default_checkpoint()).to(device)
     s = evaluate_separation(model, manifest, mixtures, out, perceptual=not args.no_perceptual, limit=args.limit,
                             noise=args.noise, snr=tuple(args.snr))
     print((out / "summary.md").read_text(), end="")

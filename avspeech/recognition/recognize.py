@@ -47,21 +47,23 @@ def default_checkpoint() -> Path:
     return PRETRAINED
 
 
-def load_model(checkpoint: str | Path | None = None, spm: str | Path | None = None):
+def load_model(checkpoint: str | Path | None = None, spm: str | Path | None = None, device: str = "cpu"):
     """The recognizer of ``checkpoint``: a recognition folder of ours (:class:`AVRecognizer`), or an official
     AV-HuBERT fine-tuned seq2seq file or its converted folder
     (:class:`~avspeech.recognition.seq2seq.Seq2SeqRecognizer`; ``spm``: its SentencePiece model when the file
-    carries none)."""
+    carries none), on ``device`` (:func:`avspeech.device.inference_device`; decoding runs where the model is)."""
+    from avspeech.device import inference_device
     from avspeech.recognition.seq2seq import is_seq2seq_folder, load_seq2seq
     from avspeech.recognition.train import load_recognizer
 
+    device = inference_device(device)
     # a file can only be an official checkpoint: its reader says what it is if it is not one
     if checkpoint is not None and (Path(checkpoint).is_file() or is_seq2seq_folder(checkpoint)):
-        return load_seq2seq(checkpoint, spm)
+        return load_seq2seq(checkpoint, spm).to(device)
     if spm is not None:
         raise InputError("--spm applies to AV-HuBERT checkpoints only (ours keep their tokenizer in config.json)",
                          checkpoint)
-    return load_recognizer(checkpoint or default_checkpoint())
+    return load_recognizer(checkpoint or default_checkpoint()).to(device)
 
 
 def recognize_segments(model, rois, audio: np.ndarray | None, mode: str, options: DecodeOptions = DecodeOptions(),

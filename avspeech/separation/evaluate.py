@@ -52,7 +52,8 @@ def weights_hash(model: torch.nn.Module) -> str:
 @torch.no_grad()
 def estimate(model: AVSeparator, item: dict) -> np.ndarray:
     """The target's estimate (N,) for one dataset item (best assignment for the audio-only baseline)."""
-    b = collate_mixtures([item])
+    dev = next((w.device for w in model.parameters()), torch.device("cpu"))  # where the model is
+    b = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in collate_mixtures([item]).items()}
     est = model(b["mixture"], b["lips"], b["audio"], b["lengths"])[0]  # (K, N)
     if est.shape[0] == 2:
         keep = si_sdr(est[0:1], b["target"]) + si_sdr(est[1:2], b["interferer"])
@@ -60,7 +61,7 @@ def estimate(model: AVSeparator, item: dict) -> np.ndarray:
         est = est[0] if keep >= swap else est[1]
     else:
         est = est[0]
-    return est.numpy()
+    return est.float().cpu().numpy()
 
 
 def check_scorable(ds: MixtureDataset, i: int, item: dict) -> None:

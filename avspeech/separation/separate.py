@@ -48,15 +48,10 @@ def default_checkpoint() -> Path:
 def load_model(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> AVSeparator:
     """The separator of ``checkpoint`` (default: the one that ships) on ``device`` ("auto": CUDA when there is
     one); :func:`separate_span` runs where the model is."""
+    from avspeech.device import inference_device
     from avspeech.separation.train import load_separator
-    from avspeech.training import resolve_device
 
-    try:
-        device = resolve_device(str(device))
-    except RuntimeError as e:
-        raise InputError(f"unknown device {str(device)!r} ({str(e).splitlines()[0]}); use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device} asked for CUDA, but this torch sees no CUDA GPU; use cpu (or auto)")
+    device = inference_device(device)
     model = load_separator(checkpoint or default_checkpoint())
     if model.cfg.mode != "av":
         raise InputError("this checkpoint is the audio-only baseline: it cannot tell faces apart; use an "
