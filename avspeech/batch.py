@@ -120,6 +120,14 @@ def write_failures(path: str | Path, failures: Sequence[Failure]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def read_failures(path: str | Path) -> list[Failure]:
+    """The failures :func:`write_failures` wrote to ``path`` (none when there is no such file)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [Failure(*line.split("\t", 1)) for line in path.read_text().splitlines()[1:] if "\t" in line]
+
+
 def report_failures(failures: Sequence[Failure], total: int, what: str = "items") -> str:
     """A human summary of a batch: counts, then one line per failure."""
     ok = total - len(failures)

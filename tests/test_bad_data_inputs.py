@@ -188,7 +188,10 @@ def test_score_refuses_what_sdr_cannot_score_and_scores_degenerate_estimates():
     assert score(np.zeros(4000), r, r + n, perceptual=False)["sdr"] == -np.inf
 
 
-def test_evaluate_separation_names_the_file_of_an_unscorable_target(manifest, tmp_path):
+def test_evaluate_separation_skips_and_names_the_file_of_an_unscorable_target(manifest, tmp_path):
+    """A target that cannot be scored is skipped, its file and cause written to failures.tsv; the rest is scored
+    and the summary counts what was skipped."""
+    from avspeech.batch import read_failures
     from avspeech.separation.evaluate import evaluate_separation
     from avspeech.separation.model import AVSeparator, SeparatorConfig
 
@@ -202,20 +205,23 @@ def test_evaluate_separation_names_the_file_of_an_unscorable_target(manifest, tm
     model = AVSeparator(SeparatorConfig(hidden=16, lstm_layers=1)).eval()
     mixtures = tmp_path / "mix.tsv"
     write_mixtures(mixtures, [Mixture("m0", "utt000", "utt001", 0.0), Mixture("m1", "dup", "utt000", 0.0)])
-    with pytest.raises(InputError) as e:
-        evaluate_separation(model, m, mixtures, tmp_path / "eval", perceptual=False)
-    assert e.value.path == str(root / "dup.wav")
-    assert e.value.cause == (f"target dup of mixture m1, interferer utt000 ({root / 'utt000.wav'}): the interferer "
-                             "is the reference's own audio, scaled (the mixture is the reference alone)")
+    s = evaluate_separation(model, m, mixtures, tmp_path / "eval", perceptual=False)
+    assert (s["targets"], s["failed"]) == (2, 2)
     rows = (tmp_path / "eval" / "results.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["m0:a", "m0:b"]  # scored before the bad one
+    assert [r.split(",")[0] for r in rows[1:]] == ["m0:a", "m0:b"]
+    failed = read_failures(tmp_path / "eval" / "failures.tsv")
+    assert [f.item for f in failed] == ["m1:a", "m1:b"]
+    assert failed[0].cause == (f"{root / 'dup.wav'}: target dup of mixture m1, interferer utt000 "
+                               f"({root / 'utt000.wav'}): the interferer is the reference's own audio, scaled (the "
+                               "mixture is the reference alone)")
+    assert "2 of 4 targets could not be scored" in (tmp_path / "eval" / "summary.md").read_text()
     causes = []
     for a, b in (("utt001", "quiet"), ("quiet", "utt001")):  # target a: a silent interferer, a silent target
         write_mixtures(mixtures, [Mixture("m2", a, b, 0.0)])
-        with pytest.raises(InputError) as e:
-            evaluate_separation(model, m, mixtures, tmp_path / f"eval_{a}", perceptual=False, limit=1)
-        assert e.value.path == str(root / "quiet.wav")
-        causes.append(e.value.cause)
+        s = evaluate_separation(model, m, mixtures, tmp_path / f"eval_{a}", perceptual=False, limit=1)
+        (f,) = read_failures(tmp_path / f"eval_{a}" / "failures.tsv")
+        assert s["failed"] == 1 and f.item == "m2:a" and f.cause.startswith(f"{root / 'quiet.wav'}: ")
+        causes.append(f.cause.split(": ", 1)[1])
     assert causes == ["target utt001 of mixture m2, interferer quiet: the interferer is silent (the mixture is the "
                       "reference alone)", "target quiet of mixture m2, interferer utt001: the reference is silent "
                       "(SDR needs a reference with sound)"]

@@ -339,6 +339,37 @@ def test_evaluate_writes_tables(labelled, tmp_path):
     assert v["clean"] == v["babble-5dB"]
 
 
+def test_evaluate_skips_an_unreadable_utterance_and_reports_it(labelled, tmp_path):
+    """An utterance whose audio cannot be read is left out of every pass and written to failures.tsv with its
+    cause; the others are scored."""
+    import shutil
+
+    from avspeech.batch import read_failures
+    from avspeech.io.media import write_wav
+    from avspeech.recognition.data import Condition
+    from avspeech.recognition.evaluate import evaluate_recognition
+
+    root = tmp_path / "rec"
+    shutil.copytree(labelled.parent, root)
+    lines = (root / labelled.name).read_text().splitlines()
+    (root / labelled.name).write_text("\n".join([str(root)] + lines[1:]) + "\n")
+    bad_id, _, bad_wav = lines[2].split("\t")[:3]
+    write_wav(root / bad_wav, np.zeros(8000, np.float32), 8000, subtype="PCM_16")
+    model = AVRecognizer(_tiny_cfg()).eval()
+    s = evaluate_recognition(model, root / labelled.name, None, tmp_path / "eval", modes=("audio", "av"),
+                             conds=[Condition(), Condition("babble", 0.0)])
+    assert (s["utterances"], s["failed"]) == (3, 1)
+    (f,) = read_failures(tmp_path / "eval" / "failures.tsv")
+    assert f.item == bad_id and f.cause == f"{root / bad_wav}: sample rate is 8000 Hz, expected 16000 Hz"
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "results.csv")))
+    assert len(rows) == 3 * 2 * 2 and bad_id not in {r["id"] for r in rows}
+    assert "1 utterance(s) could not be read" in (tmp_path / "eval" / "summary.md").read_text()
+    kept = (tmp_path / "eval" / "readable.tsv").read_text().splitlines()[1:]  # the set scored, without it
+    assert [ln.split("\t")[0] for ln in kept] == [ln.split("\t")[0] for ln in lines[1:] if ln.split("\t")[0] != bad_id]
+
+
 def _noise_set(folder, **splits):
     """A noise set whose lists name one wav each (``split=values``), written as float so stored values are exact."""
     from avspeech.io.media import write_wav

@@ -82,6 +82,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from avspeech.batch import read_failures, report_failures
     from avspeech.errors import InputError
     from avspeech.recognition.data import Condition
     from avspeech.recognition.evaluate import conditions, evaluate_recognition
@@ -110,4 +111,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                              snr=tuple(args.snr))
     print((out / "summary.md").read_text(), end="")
     print(f"{s['utterances']} utterances; per utterance: {out / 'results.csv'}")
-    return 0
+    failures = read_failures(out / "failures.tsv")
+    if failures:
+        print(report_failures(failures, s["utterances"] + s["failed"], "utterances"))
+    return 1 if failures else 0

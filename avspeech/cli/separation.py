@@ -90,6 +90,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from avspeech.separation.evaluate import evaluate_separation
     from avspeech.separation.separate import default_checkpoint
+    from avspeech.batch import read_failures, report_failures
     from avspeech.device import inference_device
     from avspeech.separation.train import load_separator
 
@@ -103,4 +104,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print((out / "summary.md").read_text(), end="")
     print(f"{s['targets']} targets: SI-SDRi {s['si_sdri']:.2f} dB, SDRi {s['sdri']:.2f} dB; per target: "
           f"{out / 'results.csv'}")
-    return 0
+    failures = read_failures(out / "failures.tsv")
+    if failures:
+        print(report_failures(failures, s["targets"] + s["failed"], "targets"))
+    return 1 if failures else 0

@@ -6,20 +6,25 @@ the same set). With ``noise`` (a noise set folder, ``avspeech noise``), its test
 condition, last, at an SNR drawn in ``snr`` dB (the same draw for an utterance in every condition and run); the
 summary names the set and the SNR (columns ``noise``, ``noise_snr_db``). Video-only recognition does not read the
 audio, so it is decoded once and its rows are the same under every condition. Writes ``results.csv`` (one row per utterance, mode and condition), ``summary.csv``,
-``summary.md`` (a WER table and a CER table) and ``summary.json``.
+``summary.md`` (a WER table and a CER table) and ``summary.json``. Every utterance to score is read once first:
+one that cannot be read (a bad or missing file, a wrong sample rate, a truncated wav) is written with its cause
+to ``failures.tsv`` (``failed`` in the summary) and left out of the set (``readable.tsv`` and ``readable.wrd``,
+in ``out``), so no pass scores it or draws it as an interferer; the others are scored.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from pathlib import Path
 from typing import Sequence
 
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from avspeech.batch import Failure, write_failures
 from avspeech.datasets.noise import check_snr
+from avspeech.errors import InputError
 from avspeech.features.audio import encoder_setting
 from avspeech.io.atomic import atomic_write_json, atomic_write_text
 from avspeech.recognition.data import Condition, RecognitionDataset, collate_recognition
@@ -27,6 +32,8 @@ from avspeech.recognition.metrics import corpus_rates, error_counts
 from avspeech.recognition.model import AVRecognizer
 from avspeech.recognition.seq2seq import is_seq2seq
 from avspeech.recognition.transcribe import DecodeOptions, transcribe_batch
+
+log = logging.getLogger(__name__)
 
 MODE_NAMES = {"audio": "A", "video": "V", "av": "AV"}
 
@@ -50,6 +57,10 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
     if seq2seq:
         for mode in modes:
             model.check_mode(mode)
+    skipped = unreadable(manifest, labels, None if seq2seq else model.tokenizer,
+                         encoder_setting(model, "audio_features"), limit)
+    if skipped:
+        manifest, labels = without(manifest, labels, skipped, out)
     rows: list[dict] = []
     video_rows: list[dict] | None = None
     jobs = [(c, m) for c in conds for m in modes]
@@ -64,7 +75,20 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
         idx = list(range(len(ds)))[:limit] if limit else list(range(len(ds)))
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
         new = []
-        for batch in DataLoader(ds, batch_sampler=batches, collate_fn=collate_recognition):
+        for b in batches:
+            items = []
+            for i in b:
+                uid = ds.utts[i].id
+                if uid in skipped:
+                    continue
+                try:
+                    items.append(ds[i])
+                except InputError as e:  # this utterance is left out of every pass and reported
+                    skipped[uid] = str(e)
+                    log.warning("utterance %s skipped: %s", uid, e)
+            if not items:
+                continue
+            batch = collate_recognition(items)
             hyps = transcribe_batch(model, batch["lips"], batch["audio"], batch["lengths"], mode, options)
             for uid, ref, h in zip(batch["ids"], batch["texts"], hyps):
                 new.append({"condition": cond.name, "mode": MODE_NAMES[mode], "id": uid, "reference": ref,
@@ -84,13 +108,49 @@ def evaluate_recognition(model: AVRecognizer, manifest: str | Path, labels: str 
     _write_csv(out / "summary.csv", summary)
     head = "" if noise is None else (f"Noise set {Path(noise).resolve()} (test list) added to every condition at "
                                      f"{noise_cols['noise_snr_db']} dB.\n\n")
+    write_failures(out / "failures.tsv", [Failure(uid, cause) for uid, cause in skipped.items()])
+    tail = (f"\n{len(skipped)} utterance(s) could not be read and are left out (files and causes: failures.tsv).\n"
+            if skipped else "")
     atomic_write_text(out / "summary.md", head + markdown_tables(summary, [c.name for c in conds],
-                                                                 [MODE_NAMES[m] for m in modes]))
-    result = {"manifest": str(manifest), "utterances": len({r["id"] for r in rows}), "summary": summary}
+                                                                 [MODE_NAMES[m] for m in modes]) + tail)
+    result = {"manifest": str(manifest), "utterances": len({r["id"] for r in rows}), "failed": len(skipped),
+              "summary": summary}
     if noise is not None:
         result.update(noise=str(Path(noise).resolve()), snr=[lo, hi])
     atomic_write_json(out / "summary.json", result)
     return result
+
+
+def unreadable(manifest: str | Path, labels: str | Path | None, tokenizer, features: str,
+               limit: int | None = None) -> dict[str, str]:
+    """The utterances (the first ``limit``) of ``manifest`` that cannot be read, each with the error naming its
+    file and the cause (each is read once, clean)."""
+    ds = RecognitionDataset(manifest, labels, tokenizer, train=False, condition=Condition(), features=features)
+    bad = {}
+    for i in tqdm(range(len(ds) if limit is None else min(limit, len(ds))), desc="read utterances", unit="utt",
+                  dynamic_ncols=True):
+        try:
+            ds[i]
+        except InputError as e:
+            bad[ds.utts[i].id] = str(e)
+            log.warning("utterance %s left out: %s", ds.utts[i].id, e)
+    return bad
+
+
+def without(manifest: str | Path, labels: str | Path | None, drop: dict[str, str] | set[str],
+            out: Path) -> tuple[Path, Path]:
+    """Copies of ``manifest`` and its transcripts without the utterances ``drop``: ``out/readable.tsv`` (absolute
+    paths) and ``out/readable.wrd``."""
+    from avspeech.data.layout import (default_labels_path, read_manifest, read_transcripts, write_manifest,
+                                      write_transcripts)
+
+    utts = read_manifest(manifest)
+    texts = read_transcripts(labels if labels is not None else default_labels_path(manifest), utts)
+    keep = [(u, t) for u, t in zip(utts, texts) if u.id not in drop]
+    m = write_manifest(out / "readable.tsv", "/", [(u.id, u.video or "", u.audio or "", u.frames, u.samples)
+                                                    for u, _ in keep])
+    write_transcripts(out / "readable.wrd", [t for _, t in keep])
+    return m, out / "readable.wrd"
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -5,8 +5,9 @@ Every (mixture, target face) is separated at full length and scored against its 
 the permutation with the higher total SI-SDR (its best case). Writes ``<out>/results.csv`` (one row per target, rows
 written as they come, so an interrupted run resumes), ``<out>/summary.json`` and ``<out>/summary.md`` (means). A
 target that cannot be scored (:func:`~avspeech.separation.metrics.unscorable`: a mixture shorter than BSS-eval's
-filter, a silent target, an interferer that is silent or the target's own audio) stops the run with an
-:class:`~avspeech.errors.InputError` naming the file, as an unreadable file does. A target whose PESQ or STOI the
+filter, a silent target, an interferer that is silent or the target's own audio), like one whose audio cannot be
+read, is skipped: its file and cause go to ``<out>/failures.tsv`` and the summary counts it (``failed``), the
+others are scored (a re-run tries the skipped ones again). A target whose PESQ or STOI the
 library refuses (no speech found, too short) is logged as a warning naming it, scores NaN there, is left out of that
 mean, and counted in the summary (``pesq_failed``, ``stoi_failed``; None without PESQ/STOI) and in a line of
 ``summary.md``. ``<out>/scoring.json`` records what the rows score (a hash of the model's weights, the mixture list,
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from avspeech.batch import Failure, write_failures
 from avspeech.errors import InputError
 from avspeech.features.audio import encoder_setting
 from avspeech.io.atomic import atomic_write_json, atomic_write_text
@@ -115,6 +117,7 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
         atomic_write_text(csv_path, ",".join(fields) + "\n")
     atomic_write_json(scoring_path, scoring)
     model.eval()
+    failures: list[Failure] = []
     with open(csv_path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         for i in tqdm(range(n), desc="evaluate separation", unit="target", dynamic_ncols=True):
@@ -122,20 +125,30 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
             item_id = f"{m.id}:{'ab'[i % 2]}"
             if item_id in done:
                 continue
-            item = ds[i]
-            check_scorable(ds, i, item)
-            est = estimate(model, item)
+            try:
+                item = ds[i]
+                check_scorable(ds, i, item)
+                est = estimate(model, item)
+                scores = score(est, item["target"].numpy(), item["mixture"].numpy(), perceptual=perceptual,
+                               utterance=item_id)
+            except InputError as e:  # this target is skipped and reported; the others are scored
+                failures.append(Failure(item_id, str(e)))
+                log.warning("target %s skipped: %s", item_id, e)
+                continue
             row = {"id": item_id, "target": m.utt_a if i % 2 == 0 else m.utt_b,
                    "interferer": m.utt_b if i % 2 == 0 else m.utt_a, "gain_db": m.gain_db,
-                   **{k: round(v, 4) for k, v in score(est, item["target"].numpy(), item["mixture"].numpy(),
-                                                       perceptual=perceptual, utterance=item_id).items()}}
+                   **{k: round(v, 4) for k, v in scores.items()}}
             w.writerow(row)
             f.flush()
             done[item_id] = row
     rows = [done[k] for k in sorted(done)]
-    summary = summarize(rows, perceptual)
+    write_failures(out / "failures.tsv", failures)
+    summary = {**summarize(rows, perceptual), "failed": len(failures)}
     atomic_write_json(out / "summary.json", summary)
     md = markdown_table({"model": summary})
+    if failures:
+        md += (f"\n{len(failures)} of {len(rows) + len(failures)} targets could not be scored and are left out "
+               f"(files and causes: failures.tsv).\n")
     if perceptual:
         md += (f"\nPESQ failed on {summary['pesq_failed']} of {summary['targets']} targets, STOI on "
                f"{summary['stoi_failed']} (left out of the means; the log names them).\n")
