@@ -260,3 +260,30 @@ def test_input_error_from_a_dataloader_worker_prints_as_its_one_line(monkeypatch
     assert cli.main(["badload", "--workers", "0"]) == 2  # in-process: the message as it is
     assert capsys.readouterr().err == ("avspeech badload: error: /data/utt0.wav: sample rate is 8000 Hz, expected "
                                        "16000 Hz\n")
+
+
+def test_read_wav_says_file_not_found_and_folder(tmp_path):
+    from avspeech.io.media import read_wav
+
+    with pytest.raises(InputError) as e:
+        read_wav(tmp_path / "nope.wav", 16000)
+    assert (e.value.path, e.value.cause) == (str(tmp_path / "nope.wav"), "file not found")
+    with pytest.raises(InputError) as e:
+        read_wav(tmp_path, 16000)
+    assert (e.value.path, e.value.cause) == (str(tmp_path), "is a folder, not an audio file")
+
+
+def test_audio_much_shorter_than_asked_is_named_in_a_warning(tmp_path, caplog):
+    """A clip whose audio stream ends long before its video: padded with silence, and a warning says so."""
+    from avspeech.io.media import read_audio, write_video
+
+    clip = tmp_path / "shortaudio.mp4"
+    write_video(clip, np.full((50, 32, 32, 3), 90, np.uint8), 25, audio=np.full(1600, 0.1, np.float32))
+    with caplog.at_level("WARNING"):
+        out = read_audio(clip, 16000, 32000)  # 2 s of video, 0.1 s of audio
+    assert out.shape == (32000,) and not out[8000:].any()
+    assert "shortaudio.mp4: its audio stream ends at 0.1" in caplog.text and "of the 2.00 s" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read_audio(clip, 16000, 1600 + 4000)  # 0.25 s short: within the tolerance
+    assert "audio stream ends" not in caplog.text

@@ -7,6 +7,7 @@ decord carry their own FFmpeg.
 from __future__ import annotations
 
 from fractions import Fraction
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -150,6 +151,10 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
     :class:`InputError` naming both rates (resampling is the caller's explicit choice)."""
     import soundfile as sf
 
+    if not Path(path).exists():
+        raise InputError("file not found", path)
+    if Path(path).is_dir():
+        raise InputError("is a folder, not an audio file", path)
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError with a terse message
@@ -250,10 +255,14 @@ def _luma(frame) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
 
 
+SHORT_AUDIO_S = 0.5  # read_audio warns when the stream falls short of num_samples by more (and by over 10 %)
+
+
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, num_samples: int | None = None) -> np.ndarray:
     """The first audio stream of a media file as float32 mono at ``sample_rate``, decoded and resampled by PyAV
     one packet at a time (FFmpeg's resampler and its downmix, as ``ffmpeg -ac 1 -ar RATE``); with ``num_samples``
-    cut or zero-padded to that length, the output array being the only buffer that grows with the file.
+    cut or zero-padded to that length, the output array being the only buffer that grows with the file (a
+    warning names the file when the stream ends more than ``SHORT_AUDIO_S`` and 10 % short of it).
 
     Audio already at ``sample_rate`` comes out as the decoder gives it. (decord's ``AudioReader``, used before,
     resamples every decoded frame as if the stream restarted there: from a 48 kHz AAC file its output departed
@@ -287,6 +296,10 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, num_samples: in
         raise InputError(f"cannot decode audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
                          path) from e
     if out is not None:
+        if num_samples - pos > max(SHORT_AUDIO_S * sample_rate, 0.1 * num_samples):
+            logging.getLogger(__name__).warning(
+                "%s: its audio stream ends at %.2f s of the %.2f s asked for (the video's length); the rest is "
+                "silence", path, pos / sample_rate, num_samples / sample_rate)
         return out
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
