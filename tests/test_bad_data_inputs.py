@@ -287,3 +287,17 @@ def test_audio_much_shorter_than_asked_is_named_in_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         read_audio(clip, 16000, 1600 + 4000)  # 0.25 s short: within the tolerance
     assert "audio stream ends" not in caplog.text
+
+
+@pytest.mark.parametrize("raw, said", [
+    ("[22:55:57] /github/workspace/src/video/video_reader.cc:486: Error: av_read_frame failed with 1094995529",
+     "av_read_frame failed: invalid data (a damaged or truncated file?)"),
+    ("[09:01:02] /src/audio/audio_reader.cc:12: av_read_frame failed with -541478725",
+     "av_read_frame failed: the file ends early (truncated?)"),
+    ("Invalid data found when processing input: 'x.mp4'", "Invalid data found when processing input: 'x.mp4'"),
+    ("", "RuntimeError"),
+])
+def test_decoder_errors_are_said_in_words(raw, said):
+    from avspeech.io.media import decoder_message
+
+    assert decoder_message(RuntimeError(raw)) == said

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 import logging
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -225,8 +226,7 @@ def read_video_frames(path: str | Path, indices: Sequence[int] | None = None) ->
     except InputError:
         raise
     except Exception as e:  # decord raises DECORDError with FFmpeg's text
-        raise InputError(f"cannot decode video ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
-                         path) from e
+        raise InputError(f"cannot decode video ({decoder_message(e)})", path) from e
     return frames, times
 
 
@@ -241,7 +241,7 @@ def read_gray_video(path: str | Path) -> np.ndarray:
         with av.open(str(path)) as container:
             frames = [_luma(f) for f in container.decode(video=0)]
     except Exception as e:
-        raise InputError(f"cannot decode video ({e})", path) from e
+        raise InputError(f"cannot decode video ({decoder_message(e)})", path) from e
     if not frames:
         raise InputError("video stream has no frames", path)
     return np.stack(frames)
@@ -253,6 +253,24 @@ def _luma(frame) -> np.ndarray:
         return frame.to_ndarray(format="yuv420p")[: frame.height]
     plane = frame.planes[0]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+
+
+_DECORD_LOG = re.compile(r"^\[[\d:]+\] \S+:\d+: (?:Error: )?")  # decord's "[hh:mm:ss] file.cc:line: " prefix
+_FFMPEG_CODES = {1094995529: "invalid data (a damaged or truncated file?)",  # AVERROR_INVALIDDATA, "INDA"
+                 541478725: "the file ends early (truncated?)"}  # AVERROR_EOF, "EOF "
+
+
+def decoder_message(e: Exception) -> str:
+    """A decoder's error in a line a user can act on: the last line of its text without decord's log prefix,
+    with FFmpeg's numeric codes (``av_read_frame failed with 1094995529``) said in words."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    text = _DECORD_LOG.sub("", lines[-1])
+    m = re.search(r"failed with (-?\d+)", text)
+    if m and abs(int(m.group(1))) in _FFMPEG_CODES:
+        text = f"{text[:m.start()].strip()} failed: {_FFMPEG_CODES[abs(int(m.group(1)))]}"
+    return text
 
 
 SHORT_AUDIO_S = 0.5  # read_audio warns when the stream falls short of num_samples by more (and by over 10 %)
@@ -293,8 +311,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, num_samples: in
     except InputError:
         raise
     except Exception as e:
-        raise InputError(f"cannot decode audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
-                         path) from e
+        raise InputError(f"cannot decode audio ({decoder_message(e)})", path) from e
     if out is not None:
         if num_samples - pos > max(SHORT_AUDIO_S * sample_rate, 0.1 * num_samples):
             logging.getLogger(__name__).warning(

@@ -60,8 +60,9 @@ class DecodedClip:
 
 
 def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[-1].strip() if text else type(e).__name__
+    from avspeech.io.media import decoder_message
+
+    return decoder_message(e)
 
 
 def probe(path: str | Path) -> MediaInfo:
