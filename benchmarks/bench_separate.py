@@ -114,18 +114,20 @@ def main() -> None:
     ap.add_argument("--audio-clips", type=int, default=12, help="synthetic mixtures looped as the audio")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     args = ap.parse_args()
-    if args.model_only:
-        rows = [model_only(sec, dev, args.checkpoint) for sec in args.seconds for dev in args.devices]
-        for r in rows:
-            print(json.dumps(r))
-        base = {r["clip_seconds"]: r["wall_seconds"] for r in rows if r["device"] == "cpu"}
-        for r in rows:  # the speed-up over the CPU, measured in the same run
-            r["vs_cpu"] = round(base[r["clip_seconds"]] / r["wall_seconds"], 2) if r["clip_seconds"] in base else ""
+    if args.model_only:  # the CSV is rewritten after each row: a run stopped by a time limit keeps what it has
+        from avspeech.io.atomic import atomic_write_csv
+
         args.out.mkdir(parents=True, exist_ok=True)
-        with open(args.out / "separate_model.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        rows = []
+        for sec in args.seconds:
+            for dev in args.devices:
+                rows.append(model_only(sec, dev, args.checkpoint))
+                print(json.dumps(rows[-1]))
+                base = {r["clip_seconds"]: r["wall_seconds"] for r in rows if r["device"] == "cpu"}
+                for r in rows:  # the speed-up over the CPU, measured in the same run
+                    r["vs_cpu"] = round(base[r["clip_seconds"]] / r["wall_seconds"], 2) \
+                        if r["clip_seconds"] in base else ""
+                atomic_write_csv(args.out / "separate_model.csv", rows)
         print(f"wrote {args.out / 'separate_model.csv'}")
         return
     work = Path(args.work)

@@ -230,7 +230,7 @@ run_separate() {  # the model on made-up tracks (CPU and GPU side by side; no me
     AVSPEECH_ATTENTION=reference "$PY" benchmarks/bench_separate.py --seconds 2 --audio-clips 1 --work "$RES/separate_work" \
       --out "$RES/separate"
   else
-    "$PY" benchmarks/bench_separate.py --model-only --seconds 60 --devices cpu cuda --out "$RES/separate" || exit 1
+    "$PY" benchmarks/bench_separate.py --model-only --seconds 60 --devices cuda cpu --out "$RES/separate" || exit 1
     [ -n "$missing" ] && { echo "the whole command needs$missing (not importable here; the model alone is timed)"; exit 0; }
     AVSPEECH_ATTENTION=auto "$PY" benchmarks/bench_separate.py --seconds 60 --work "$RES/separate_work" \
       --out "$RES/separate"

@@ -295,6 +295,9 @@ def test_audio_much_shorter_than_asked_is_named_in_a_warning(tmp_path, caplog):
     ("[09:01:02] /src/audio/audio_reader.cc:12: av_read_frame failed with -541478725",
      "av_read_frame failed: the file ends early (truncated?)"),
     ("Invalid data found when processing input: 'x.mp4'", "Invalid data found when processing input: 'x.mp4'"),
+    ("[10:00:00] /src/video/video_reader.cc:151: Check failed: avformat_open_input(...) >= 0 (-1094995529 vs. 0)"
+     "\n\nStack trace returned 10 entries:\n[bt] (0) /x/libdecord.so(foo+0x20) [0x7fb]\n[bt] (1) /x/libdecord.so",
+     "avformat_open_input(...) failed: invalid data (a damaged or truncated file?)"),
     ("", "RuntimeError"),
 ])
 def test_decoder_errors_are_said_in_words(raw, said):

@@ -49,6 +49,13 @@ def test_summarize_counts_failures_only_with_perceptual():
     assert s["pesq_failed"] is None and s["stoi_failed"] is None
 
 
+def test_summarize_leaves_infinite_sdrs_out_of_the_means_and_counts_them():
+    """A silent estimate scores SDR -inf, a perfect one +inf: the means stay finite (and JSON-safe)."""
+    rows = [{"sdr": "4.0", "sdri": "2.0"}, {"sdr": "-inf", "sdri": "-inf"}, {"sdr": "8.0", "sdri": "inf"}]
+    s = summarize(rows, perceptual=False)
+    assert (s["sdr"], s["sdri"], s["sdr_unbounded"]) == (6.0, 2.0, 1)
+
+
 def test_evaluate_counts_and_names_pesq_failures(tmp_path, caplog):
     """Mixtures with a 5-frame (0.2 s) utterance are shorter than the 1/4 s PESQ needs: both of their targets
     fail (BufferTooShortError) and are counted; the mixture of two long utterances scores."""

@@ -358,7 +358,7 @@ def test_evaluate_skips_an_unreadable_utterance_and_reports_it(labelled, tmp_pat
     model = AVRecognizer(_tiny_cfg()).eval()
     s = evaluate_recognition(model, root / labelled.name, None, tmp_path / "eval", modes=("audio", "av"),
                              conds=[Condition(), Condition("babble", 0.0)])
-    assert (s["utterances"], s["failed"]) == (3, 1)
+    assert (s["utterances"], s["failed"], s["manifest"]) == (3, 1, str(root / labelled.name))
     (f,) = read_failures(tmp_path / "eval" / "failures.tsv")
     assert f.item == bad_id and f.cause == f"{root / bad_wav}: sample rate is 8000 Hz, expected 16000 Hz"
     import csv

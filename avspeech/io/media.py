@@ -263,13 +263,15 @@ _FFMPEG_CODES = {1094995529: "invalid data (a damaged or truncated file?)",  # A
 def decoder_message(e: Exception) -> str:
     """A decoder's error in a line a user can act on: the last line of its text without decord's log prefix,
     with FFmpeg's numeric codes (``av_read_frame failed with 1094995529``) said in words."""
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    text = str(e).split("Stack trace")[0]  # some decord builds append a native stack trace ("[bt] (0) ...")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("[bt]")]
     if not lines:
         return type(e).__name__
     text = _DECORD_LOG.sub("", lines[-1])
-    m = re.search(r"failed with (-?\d+)", text)
+    m = re.search(r"failed with (-?\d+)", text) or re.search(r"\((-?\d+) vs\. 0\)", text)
     if m and abs(int(m.group(1))) in _FFMPEG_CODES:
-        text = f"{text[:m.start()].strip()} failed: {_FFMPEG_CODES[abs(int(m.group(1)))]}"
+        call = re.sub(r"^Check failed:\s*|\s*[<>=!]=?\s*0\s*$", "", text[:m.start()].strip())
+        text = f"{call} failed: {_FFMPEG_CODES[abs(int(m.group(1)))]}"
     return text
 
 

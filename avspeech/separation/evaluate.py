@@ -131,7 +131,7 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
                 est = estimate(model, item)
                 scores = score(est, item["target"].numpy(), item["mixture"].numpy(), perceptual=perceptual,
                                utterance=item_id)
-            except InputError as e:  # this target is skipped and reported; the others are scored
+            except (InputError, ValueError) as e:  # skipped and reported (a NaN estimate too); the rest is scored
                 failures.append(Failure(item_id, str(e)))
                 log.warning("target %s skipped: %s", item_id, e)
                 continue
@@ -146,6 +146,9 @@ def evaluate_separation(model: AVSeparator, manifest: str | Path, mixtures: str 
     summary = {**summarize(rows, perceptual), "failed": len(failures)}
     atomic_write_json(out / "summary.json", summary)
     md = markdown_table({"model": summary})
+    if summary["sdr_unbounded"]:
+        md += (f"\n{summary['sdr_unbounded']} target(s) scored an infinite SDR (a silent or a perfect estimate; "
+               "results.csv has them) and are left out of the SDR means.\n")
     if failures:
         md += (f"\n{len(failures)} of {len(rows) + len(failures)} targets could not be scored and are left out "
                f"(files and causes: failures.tsv).\n")
@@ -163,12 +166,15 @@ def _number(r: dict, k: str) -> float:
 
 
 def summarize(rows: Sequence[dict], perceptual: bool = True) -> dict[str, Any]:
-    """Means over ``rows`` (NaN left out), the number of targets, and with ``perceptual`` the number of targets
-    whose PESQ / STOI failed (``pesq_failed``, ``stoi_failed``; None without)."""
+    """Means over ``rows`` (NaN and infinite values left out: an SDR of a silent or a perfect estimate is
+    -inf or +inf), the number of targets, ``sdr_unbounded`` (targets whose SDR was infinite), and with
+    ``perceptual`` the number of targets whose PESQ / STOI failed (``pesq_failed``, ``stoi_failed``; None
+    without)."""
     out: dict[str, Any] = {"targets": len(rows)}
     for k in METRICS:
-        vals = [v for v in (_number(r, k) for r in rows) if not math.isnan(v)]
+        vals = [v for v in (_number(r, k) for r in rows) if math.isfinite(v)]
         out[k] = round(float(np.mean(vals)), 3) if vals else float("nan")
+    out["sdr_unbounded"] = sum(math.isinf(_number(r, "sdr")) for r in rows)
     for k in ("pesq", "stoi"):
         out[f"{k}_failed"] = sum(math.isnan(_number(r, k)) for r in rows) if perceptual else None
     return out
