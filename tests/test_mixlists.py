@@ -104,3 +104,9 @@ def test_the_command_imports_exports_and_draws(tmp_path, capsys):
     assert len((tmp_path / "test.csv").read_text().splitlines()) == 2
     assert main(["mixtures", "draw", "--manifest", str(manifest), "--out", str(tmp_path / "d.tsv"), "--num", "4"]) == 0
     assert len(read_mixtures(tmp_path / "d.tsv")) == 4 and (tmp_path / "d.csv").is_file()
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_drawing_no_mixture_is_refused(n):
+    with pytest.raises(InputError, match=rf"at least 1, got {n}"):
+        mixlists.draw_mixtures(UTTS, n)

@@ -82,3 +82,26 @@ def test_noise_set_draws_and_snr(tmp_path):
         parse_snr("10:-5")
     with pytest.raises(InputError, match="not a MUSAN folder"):
         prepare_noise(tmp_path / "o", tmp_path)
+
+
+def test_noise_sets_with_nothing_to_draw_from_are_refused(tmp_path):
+    """A MUSAN category without audio, fewer than two speech files, or a manifest with no utterance long enough
+    for speech noise: one clear error instead of empty lists."""
+    musan = tmp_path / "musan"
+    for cat in ("noise", "music", "speech"):
+        (musan / cat).mkdir(parents=True)
+    write_wav(musan / "noise" / "n.wav", np.zeros(12 * SR), SR, subtype="PCM_16")  # not in a source folder
+    with pytest.raises(InputError, match=r"musan: no usable audio in noise/ \(MUSAN keeps its wav files one folder "
+                                         r"down, e.g. noise/<source>/\*.wav"):
+        prepare_noise(tmp_path / "out", musan)
+    write_wav(musan / "noise" / "src" / "n.wav", np.zeros(12 * SR), SR, subtype="PCM_16")
+    write_wav(musan / "music" / "src" / "m.wav", np.zeros(12 * SR), SR, subtype="PCM_16")
+    write_wav(musan / "speech" / "src" / "s.wav", np.zeros(5 * SR), SR, subtype="PCM_16")
+    with pytest.raises(InputError, match=r"1 usable audio file\(s\) in speech/<source>/: babble needs at least two "
+                                         r"talkers"):
+        prepare_noise(tmp_path / "out", musan)
+    write_wav(tmp_path / "ds" / "u.wav", np.zeros(SR), SR, subtype="PCM_16")
+    manifest = write_manifest(tmp_path / "ds" / "m.tsv", tmp_path / "ds", [("u", "", "u.wav", 25, SR)])
+    with pytest.raises(InputError, match=r"m.tsv: no utterance is longer than the 20 s of speech noise to cut from "
+                                         r"each \(the longest has 1.00 s\)"):
+        prepare_noise(tmp_path / "out2", None, manifest)

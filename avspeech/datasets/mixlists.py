@@ -191,6 +191,8 @@ def draw_mixtures(utts: Sequence[Utterance], n: int, *, seed: int = 0, mix_db: f
     are left, then drawn again from all), the second at a level drawn uniformly in ``[-mix_db, mix_db]`` dB
     relative to the first, cut to the shorter; utterances shorter than ``min_seconds`` are left out. Drawn with
     ``numpy.random.default_rng(seed)``; returns ``(partition, mixture, shortest seconds)`` rows."""
+    if n < 1:
+        raise InputError(f"the number of mixtures to draw must be at least 1, got {n}")
     pool = [u for u in utts if u.frames / FPS >= min_seconds]
     if len({speaker(u.id) for u in pool}) < 2:
         raise InputError(f"mixtures need utterances of at least two speakers ({len(pool)} utterances of at least "

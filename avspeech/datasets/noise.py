@@ -125,8 +125,15 @@ def prepare_noise(out: str | Path, musan: str | Path | None = None, manifest: st
             raise InputError(f"not a MUSAN folder: {', '.join(m + '/' for m in missing)} missing", musan)
         for cat in ("noise", "music"):
             pieces = musan_pieces(musan, cat, out)
+            if not pieces:
+                raise InputError(f"no usable audio in {cat}/ (MUSAN keeps its wav files one folder down, e.g. "
+                                 f"{cat}/<source>/*.wav; files or pieces of {KEEP_SECONDS[0]:g} to "
+                                 f"{KEEP_SECONDS[1]:g} s are kept)", musan)
             sets[cat] = split_by_hash(pieces)
         speech = musan_pieces(musan, "speech", out)
+        if len(speech) < 2:
+            raise InputError(f"{len(speech)} usable audio file(s) in speech/<source>/: babble needs at least two "
+                             "talkers", musan)
         by_split = split_by_hash(speech)
         counts = dict(zip(SPLITS, (round(config.babble_files * f) for f in (0.8, 0.1, 0.1))))
         sets["babble"] = {s: [] for s in SPLITS}
@@ -149,6 +156,10 @@ def prepare_noise(out: str | Path, musan: str | Path | None = None, manifest: st
             raise InputError("no utterances with audio found in this manifest", manifest)
         n_speech = int(config.speech_seconds * SAMPLE_RATE)
         long = [u for u in utts if u.samples > n_speech]
+        if not long:
+            raise InputError(f"no utterance is longer than the {config.speech_seconds:g} s of speech noise to cut "
+                             f"from each (the longest has {max(u.samples for u in utts) / SAMPLE_RATE:.2f} s)",
+                             manifest)
         speech = []
         for u in long:
             dst = out / "speech" / "wav" / f"{u.id.replace('/', '_')}.wav"
