@@ -52,7 +52,7 @@ def test_separate_writes_each_same_stem_clip_to_its_own_folder_and_resumes(same_
     def fake_separate(clip, out, model, **kw):  # writes the clip's own content where its results go
         calls.append(str(clip))
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "speakers.json").write_text(json.dumps({"source": Path(clip).read_text()}))
+        (Path(out) / "speakers.json").write_text(json.dumps({"source": Path(clip).read_text(), "speakers": []}))
         return []
 
     monkeypatch.setattr(sep, "load_model", lambda *a, **k: None)
@@ -63,7 +63,7 @@ def test_separate_writes_each_same_stem_clip_to_its_own_folder_and_resumes(same_
     printed = capsys.readouterr().out
     for clip, text in ((a, "clip A"), (b, "clip B")):
         folder = out / f"x-{_short_hash(clip)}"
-        assert json.loads((folder / "speakers.json").read_text()) == {"source": text}
+        assert json.loads((folder / "speakers.json").read_text()) == {"source": text, "speakers": []}
         assert f"{clip}: 0 face(s) -> {folder}" in printed
     assert sorted(p.name for p in out.iterdir()) == sorted(f"x-{_short_hash(c)}" for c in (a, b))
     assert sorted(calls) == sorted([str(a), str(b)])
@@ -193,3 +193,32 @@ def test_mixtures_import_refuses_an_empty_list(tmp_path, capsys):
     good.write_text("test,trainval,spk1,00001,0,trainval,spk2,00002,-2.5,1.5\n")
     assert main(["mixtures", "import", str(good), "--manifest", str(manifest), "--out", str(out)]) == 0
     assert (out / "test.tsv").is_file()
+
+
+def test_separate_redoes_a_result_whose_files_are_missing(same_name_clips, tmp_path, monkeypatch, capsys):
+    """speakers.json is written last, but a file it lists may be removed afterwards: a re-run redoes that clip."""
+    import avspeech.separation.separate as sep
+
+    calls = []
+
+    def fake_separate(clip, out, model, **kw):
+        calls.append(str(clip))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        names = {"wav": "speaker_0.wav", "video": "speaker_0.mp4", "thumbnail": "speaker_0.jpg"}
+        for name in names.values():
+            (Path(out) / name).write_bytes(b"data")
+        (Path(out) / "speakers.json").write_text(json.dumps({"speakers": [{"track": 0, **names}]}))
+        return []
+
+    monkeypatch.setattr(sep, "load_model", lambda *a, **k: None)
+    monkeypatch.setattr(sep, "separate_clip", fake_separate)
+    a = same_name_clips[0]
+    out = tmp_path / "one"
+    assert main(["separate", "--out", str(out), str(a)]) == 0 and len(calls) == 1
+    assert main(["separate", "--out", str(out), str(a)]) == 0 and len(calls) == 1  # complete: skipped
+    (out / "speaker_0.wav").write_bytes(b"")  # emptied
+    (out / "speaker_0.jpg").unlink()
+    capsys.readouterr()
+    assert main(["separate", "--out", str(out), str(a)]) == 0 and len(calls) == 2
+    assert (f"{a}: {out} is incomplete (speaker_0.wav, speaker_0.jpg missing or empty); separating again"
+            in capsys.readouterr().out)

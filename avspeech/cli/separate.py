@@ -37,6 +37,19 @@ def print_renamed(folders: Sequence[tuple[str, Path]]) -> None:
             print(f"{clip}: another clip has the same file name; its results go to {folder}")
 
 
+def missing_outputs(out: Path) -> list[str] | None:
+    """None when ``out`` holds no complete result (no readable ``speakers.json``, which is written last); else the
+    files it lists (each speaker's wav, video and thumbnail) that are missing or empty: [] for a complete one."""
+    import json
+
+    try:
+        speakers = json.loads((out / "speakers.json").read_text())["speakers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    names = [s.get(k) for s in speakers if isinstance(s, dict) for k in ("wav", "video", "thumbnail")]
+    return [n for n in names if n and not ((out / n).is_file() and (out / n).stat().st_size > 0)]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("clips", nargs="+", metavar="CLIP", help="video file(s) with audio")
     p.add_argument("--out", required=True, help=OUT_HELP)
@@ -67,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
     folders = clip_folders(args.clips, args.out)
     print_renamed(folders)
     for clip, out in folders:
-        if (out / "speakers.json").is_file() and not args.overwrite:
+        missing = None if args.overwrite else missing_outputs(out)
+        if missing == []:
             print(f"{clip}: already separated in {out} (--overwrite to redo)")
             continue
+        if missing:
+            print(f"{clip}: {out} is incomplete ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''} "
+                  "missing or empty); separating again")
         try:
             entries = separate_clip(clip, out, model, checkpoint=args.checkpoint, max_faces=args.max_faces,
                                     chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap_seconds)
