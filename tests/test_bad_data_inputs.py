@@ -304,3 +304,27 @@ def test_decoder_errors_are_said_in_words(raw, said):
     from avspeech.io.media import decoder_message
 
     assert decoder_message(RuntimeError(raw)) == said
+
+
+def test_file_problems_finds_each_kind_of_bad_file_without_decoding(manifest, tmp_path):
+    from pathlib import Path
+
+    from avspeech.data.dataset import file_problems
+    from avspeech.data.layout import read_manifest
+
+    m = _copy(manifest, tmp_path)
+    root = m.parent
+    utts = read_manifest(m)
+    assert file_problems(utts) == []  # the fixture's files are fine
+    write_wav(root / "utt000.wav", np.zeros(12800, np.float32), 8000, subtype="PCM_16")  # wrong rate
+    (root / "utt001.mp4").write_text("not a video\n")  # a text file named .mp4
+    _cut(root / "utt002.wav", 44 + 2 * 3000)  # header intact, data cut
+    lines = m.read_text().splitlines()
+    lines.append("extra\tutt001.mp4\tgone.wav\t10\t6400")
+    m.write_text("\n".join(lines) + "\n")
+    got = [(Path(f.item).name, f.cause) for f in file_problems(read_manifest(m))]
+    assert got[0] == ("utt000.wav", "sample rate is 8000 Hz, expected 16000 Hz")
+    assert got[1] == ("utt001.mp4", "not an MP4 video (no 'ftyp' box at its start)")
+    assert got[2][0] == "utt002.wav" and got[2][1].startswith("truncated: its header declares 10240 samples, the "
+                                                                 "file holds 3000")
+    assert got[3:] == [("utt001.mp4", "not an MP4 video (no 'ftyp' box at its start)"), ("gone.wav", "file not found")]

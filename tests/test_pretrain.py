@@ -165,5 +165,10 @@ def test_cluster_command_continues_past_a_bad_file(data, tmp_path):
     labs = read_labels(root / "k.km", read_manifest(root / "manifest.tsv"))
     assert (labs[2] == -1).all() and (labs[0] >= 0).all()
     (root / "utt005.mp4").unlink()
-    with pytest.raises(InputError, match="missing"):
+    with pytest.raises(InputError, match=r"2 file\(s\) of its utterances cannot be read") as e:  # before training
         train(_cfg((root / "manifest.tsv", root / "k.km"), tmp_path / "run"))
+    assert e.value.path == str(root / "manifest.tsv")
+    listed = (tmp_path / "run" / "unreadable.tsv").read_text().splitlines()[1:]
+    assert [ln.split("\t")[0] for ln in listed] == [str(root / "utt002.wav"), str(root / "utt005.mp4")]
+    assert listed[0].split("\t")[1].startswith("cannot read audio") and listed[1].endswith("\tfile not found")
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -370,6 +370,24 @@ def test_evaluate_skips_an_unreadable_utterance_and_reports_it(labelled, tmp_pat
     assert [ln.split("\t")[0] for ln in kept] == [ln.split("\t")[0] for ln in lines[1:] if ln.split("\t")[0] != bad_id]
 
 
+def test_finetune_stops_before_training_on_an_unreadable_file(labelled, tmp_path):
+    import shutil
+
+    from avspeech.io.media import write_wav
+    from avspeech.recognition.train import train_recognition
+
+    root = tmp_path / "rec"
+    shutil.copytree(labelled.parent, root)
+    lines = (root / labelled.name).read_text().splitlines()
+    (root / labelled.name).write_text("\n".join([str(root)] + lines[1:]) + "\n")
+    bad_wav = lines[3].split("\t")[2]
+    write_wav(root / bad_wav, np.zeros(8000, np.float32), 8000, subtype="PCM_16")
+    with pytest.raises(InputError, match=rf"1 file\(s\) of its utterances cannot be read .*{bad_wav}: sample rate is "
+                                         r"8000 Hz, expected 16000 Hz"):
+        train_recognition(_train_cfg(root / labelled.name, tmp_path / "run", steps=2))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def _noise_set(folder, **splits):
     """A noise set whose lists name one wav each (``split=values``), written as float so stored values are exact."""
     from avspeech.io.media import write_wav

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from tqdm.auto import tqdm
 
 from avspeech.data.layout import Utterance, read_labels, read_manifest
 from avspeech.errors import InputError
@@ -34,6 +35,74 @@ def read_utterance_audio(utt: Utterance) -> np.ndarray:
         raise InputError(f"has {len(audio)} samples, the manifest says {utt.samples} (row {utt.id}): "
                          "truncated?", utt.audio)
     return audio
+
+
+def file_problems(utts: Sequence[Utterance]) -> list[Failure]:
+    """Cheap checks of the files utterances name, before a training run reads them one by one, hours apart: each
+    video exists, is not empty and, named .mp4 (.m4v, .mov), starts as one; each wav exists, reads as audio at 16 kHz, holds what
+    its header declares and at least the manifest's sample count (less one frame). One
+    :class:`~avspeech.batch.Failure` (the file, the cause) per problem found; nothing is decoded."""
+    import soundfile as sf
+
+    from avspeech.batch import Failure
+    from avspeech.io.media import wav_declared_frames
+
+    out = []
+    for u in tqdm(utts, desc="check files", unit="utt", dynamic_ncols=True, leave=False):
+        if u.video is not None:
+            why = _missing_or_empty(u.video)
+            if why is None:
+                with open(u.video, "rb") as f:
+                    head = f.read(12)
+                if u.video.suffix.lower() in (".mp4", ".m4v", ".mov") and head[4:8] != b"ftyp":
+                    why = f"not an {u.video.suffix[1:].upper()} video (no 'ftyp' box at its start)"
+            if why:
+                out.append(Failure(str(u.video), why))
+        if u.audio is not None:
+            why = _missing_or_empty(u.audio)
+            if why is None:
+                try:
+                    info = sf.info(str(u.audio))
+                except Exception as e:  # noqa: BLE001 - libsndfile's errors say what it could not read
+                    why = f"cannot read audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                else:
+                    declared = wav_declared_frames(u.audio)
+                    if info.samplerate != SAMPLE_RATE:
+                        why = f"sample rate is {info.samplerate} Hz, expected {SAMPLE_RATE} Hz"
+                    elif declared is not None and info.frames < declared:
+                        why = f"truncated: its header declares {declared} samples, the file holds {info.frames}"
+                    elif u.samples and info.frames < u.samples - SAMPLES_PER_FRAME:
+                        why = f"has {info.frames} samples, the manifest says {u.samples} (row {u.id}): truncated?"
+            if why:
+                out.append(Failure(str(u.audio), why))
+    return out
+
+
+def require_readable(utts: Sequence[Utterance], manifest: str | Path, out: str | Path) -> None:
+    """:func:`file_problems` of ``utts``; if any, all of them go to ``out/unreadable.tsv`` and an
+    :class:`InputError` names the manifest, the count and the first one (a training run stops before it starts,
+    not when an epoch reaches the file)."""
+    from avspeech.batch import write_failures
+
+    problems = file_problems(utts)
+    if not problems:
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    listed = Path(out) / "unreadable.tsv"
+    write_failures(listed, problems)
+    first = problems[0]
+    raise InputError(f"{len(problems)} file(s) of its utterances cannot be read (all in {listed}), e.g. "
+                     f"{first.item}: {first.cause}; fix them, or leave their rows out of the manifest", manifest)
+
+
+def _missing_or_empty(path: Path) -> str | None:
+    if not path.exists():
+        return "file not found"
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return None
 
 
 def order_generator(seed: int, epoch: int) -> torch.Generator:

@@ -162,7 +162,7 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
         raise InputError(f"cannot read audio ({e})", path) from e
     if sample_rate is not None and sr != sample_rate:
         raise InputError(f"sample rate is {sr} Hz, expected {sample_rate} Hz", path)
-    declared = _wav_declared_frames(path)
+    declared = wav_declared_frames(path)
     if declared is not None and len(audio) < declared:
         raise InputError(f"truncated: its header declares {declared} samples, the file holds {len(audio)}", path)
     return audio.mean(axis=1), sr
@@ -171,7 +171,7 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
 _WAV_SIZE_PLACEHOLDER = 0x7FFFF000  # data sizes from here up are what streaming writers put in (no seek back)
 
 
-def _wav_declared_frames(path: str | Path) -> int | None:
+def wav_declared_frames(path: str | Path) -> int | None:
     """The sample frames a PCM or float WAV's header declares (its data chunk's size), or None where the header
     does not say: not RIFF/WAVE, another encoding, or a streaming writer's placeholder size (0, or near 2^32).
     libsndfile reads what the file holds, so a file cut short (header intact) reads as a shorter one."""

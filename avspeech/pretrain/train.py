@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate
+from avspeech.data.dataset import AVDataset, BucketBatchSampler, collate, require_readable
 from avspeech.data.layout import read_labels, read_manifest
 from avspeech.errors import InputError
 from avspeech.model.checkpoint import load_into, load_weights
@@ -167,10 +167,7 @@ class PretrainTask(Task):
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume) pretraining; returns a summary (final step, last logged metrics, checkpoint path)."""
-    missing = [str(p) for u in read_manifest(cfg.manifest) for p in (u.video, u.audio)
-               if p is not None and not p.is_file()]
-    if missing:
-        raise InputError(f"{len(missing)} files named in the manifest are missing, e.g. {missing[:3]}", cfg.manifest)
+    require_readable(read_manifest(cfg.manifest), cfg.manifest, cfg.out)
     k = num_clusters(cfg.labels, cfg.manifest)
     torch.manual_seed(cfg.seed)
     model, model_config = build_model(cfg, k)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from avspeech.data.dataset import require_readable
 from avspeech.errors import InputError
 from avspeech.model.checkpoint import encoder_init, head_config, load_config, load_head, load_into
 from avspeech.model.config import preset
@@ -173,6 +174,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> dict[str, Any]:
         texts = read_transcripts(cfg.labels or default_labels_path(cfg.manifest))
         model, model_config = build_recognizer(cfg, texts)
     task = RecognitionTask(cfg, model.tokenizer, model.encoder.cfg.audio_features)
+    require_readable(task.dataset.utts, cfg.manifest, cfg.out)
     if len(task.dataset) < cfg.batch_size:
         raise InputError(f"{len(task.dataset)} utterances are fewer than one batch of {cfg.batch_size}",
                          cfg.manifest)

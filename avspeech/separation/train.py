@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from avspeech.data.dataset import require_readable
 from avspeech.errors import InputError
 from avspeech.features.lips import LipTransform
 from avspeech.model.checkpoint import encoder_init, load_head, load_into
@@ -212,6 +213,9 @@ def train_separation(cfg: SeparationTrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model, model_config = build_separator(cfg)  # first: its encoder decides the audio features
     task = SeparationTask(cfg, model.encoder.cfg.audio_features)
+    ds = task.dataset
+    used = dict.fromkeys(u for m in ds.mixtures for u in (m.utt_a, m.utt_b))  # the utterances the mixtures name
+    require_readable([ds.utts[u] for u in used], cfg.manifest, cfg.out)
     if len(task.dataset) < cfg.batch_size:
         raise InputError(f"{len(task.dataset)} training items are fewer than one batch of {cfg.batch_size}",
                          cfg.mixtures)
