@@ -244,11 +244,6 @@ def max_rel_err(got: list[torch.Tensor], ref: list[torch.Tensor]) -> float:
     return worst
 
 
-def build_step(provider: str, p: Problem, mode: str):
-    """A closure computing both directions (and, for fwd+bwd, the backward); NotImplementedError if it cannot."""
-    return as_step(build_attend(provider, p, mode), mode, p.grads)
-
-
 def flops(B, H, La, Lv, Dh, mode) -> float:
     return 8 * B * H * La * Lv * Dh * (3.5 if mode == "fwd+bwd" else 1.0)
 

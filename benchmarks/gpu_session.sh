@@ -222,16 +222,14 @@ EOF
 
 run_separate() {  # the model on made-up tracks (CPU and GPU side by side; no media package needed), then the
                   # whole command on a video where the media packages are there
-  local missing=""
-  for m in decord soundfile av mediapipe; do "$PY" -c "import $m" >/dev/null 2>&1 || missing="$missing $m"; done
   if [ "$DRY" = 1 ]; then
     "$PY" benchmarks/bench_separate.py --model-only --seconds 2 --devices cpu --out "$RES/separate" || exit 1
-    [ -n "$missing" ] && { echo "the whole command needs$missing"; exit 0; }
+    ( need_media decord soundfile av mediapipe ) || exit 0  # the whole command needs them (the line says which)
     AVSPEECH_ATTENTION=reference "$PY" benchmarks/bench_separate.py --seconds 2 --audio-clips 1 --work "$RES/separate_work" \
       --out "$RES/separate"
   else
     "$PY" benchmarks/bench_separate.py --model-only --seconds 60 --devices cuda cpu --out "$RES/separate" || exit 1
-    [ -n "$missing" ] && { echo "the whole command needs$missing (not importable here; the model alone is timed)"; exit 0; }
+    ( need_media decord soundfile av mediapipe ) || exit 0  # the model alone was timed
     AVSPEECH_ATTENTION=auto "$PY" benchmarks/bench_separate.py --seconds 60 --work "$RES/separate_work" \
       --out "$RES/separate"
   fi

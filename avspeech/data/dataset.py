@@ -31,50 +31,43 @@ def read_utterance_audio(utt: Utterance) -> np.ndarray:
     if utt.audio is None:
         raise InputError(f"{utt.id}: the manifest gives no audio")
     audio = read_wav(utt.audio, SAMPLE_RATE)[0]
-    if utt.samples and len(audio) < utt.samples - SAMPLES_PER_FRAME:
-        raise InputError(f"has {len(audio)} samples, the manifest says {utt.samples} (row {utt.id}): "
-                         "truncated?", utt.audio)
+    _check_count(utt, len(audio))
     return audio
+
+
+def _check_count(utt: Utterance, samples: int) -> None:
+    """An :class:`InputError` naming ``utt``'s wav when it holds more than a frame less than the manifest says."""
+    if utt.samples and samples < utt.samples - SAMPLES_PER_FRAME:
+        raise InputError(f"has {samples} samples, the manifest says {utt.samples} (row {utt.id}): truncated?",
+                         utt.audio)
 
 
 def file_problems(utts: Sequence[Utterance]) -> list[Failure]:
     """Cheap checks of the files utterances name, before a training run reads them one by one, hours apart: each
-    video exists, is not empty and, named .mp4 (.m4v, .mov), starts as one; each wav exists, reads as audio at 16 kHz, holds what
-    its header declares and at least the manifest's sample count (less one frame). One
+    video exists, is not empty and, named .mp4 (.m4v, .mov), starts as one; each wav passes
+    :func:`~avspeech.io.media.open_wav` at 16 kHz and holds the manifest's sample count (less one frame). One
     :class:`~avspeech.batch.Failure` (the file, the cause) per problem found; nothing is decoded."""
-    import soundfile as sf
-
     from avspeech.batch import Failure
-    from avspeech.io.media import wav_declared_frames
+    from avspeech.io.media import check_file, open_wav
 
     out = []
     for u in tqdm(utts, desc="check files", unit="utt", dynamic_ncols=True, leave=False):
-        if u.video is not None:
-            why = _missing_or_empty(u.video)
-            if why is None:
+        try:
+            if u.video is not None:
+                check_file(u.video, "a video")
                 with open(u.video, "rb") as f:
                     head = f.read(12)
                 if u.video.suffix.lower() in (".mp4", ".m4v", ".mov") and head[4:8] != b"ftyp":
-                    why = f"not an {u.video.suffix[1:].upper()} video (no 'ftyp' box at its start)"
-            if why:
-                out.append(Failure(str(u.video), why))
-        if u.audio is not None:
-            why = _missing_or_empty(u.audio)
-            if why is None:
-                try:
-                    info = sf.info(str(u.audio))
-                except Exception as e:  # noqa: BLE001 - libsndfile's errors say what it could not read
-                    why = f"cannot read audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-                else:
-                    declared = wav_declared_frames(u.audio)
-                    if info.samplerate != SAMPLE_RATE:
-                        why = f"sample rate is {info.samplerate} Hz, expected {SAMPLE_RATE} Hz"
-                    elif declared is not None and info.frames < declared:
-                        why = f"truncated: its header declares {declared} samples, the file holds {info.frames}"
-                    elif u.samples and info.frames < u.samples - SAMPLES_PER_FRAME:
-                        why = f"has {info.frames} samples, the manifest says {u.samples} (row {u.id}): truncated?"
-            if why:
-                out.append(Failure(str(u.audio), why))
+                    raise InputError(f"not an {u.video.suffix[1:].upper()} video (no 'ftyp' box at its start)",
+                                     u.video)
+        except InputError as e:
+            out.append(Failure(str(u.video), e.cause))
+        try:
+            if u.audio is not None:
+                with open_wav(u.audio, SAMPLE_RATE) as f:
+                    _check_count(u, f.frames)
+        except InputError as e:
+            out.append(Failure(str(u.audio), e.cause))
     return out
 
 
@@ -93,16 +86,6 @@ def require_readable(utts: Sequence[Utterance], manifest: str | Path, out: str |
     first = problems[0]
     raise InputError(f"{len(problems)} file(s) of its utterances cannot be read (all in {listed}), e.g. "
                      f"{first.item}: {first.cause}; fix them, or leave their rows out of the manifest", manifest)
-
-
-def _missing_or_empty(path: Path) -> str | None:
-    if not path.exists():
-        return "file not found"
-    if path.is_dir():
-        return "is a folder, not a file"
-    if path.stat().st_size == 0:
-        return "empty file (0 bytes)"
-    return None
 
 
 def order_generator(seed: int, epoch: int) -> torch.Generator:

@@ -147,25 +147,48 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RAT
                 f.write(np.asarray(audio[start:start + _WRITE_BLOCK], np.float32))
 
 
-def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Read a wav as float32 mono (channels averaged). If ``sample_rate`` is given and differs, raise an
-    :class:`InputError` naming both rates (resampling is the caller's explicit choice)."""
+def check_file(path: str | Path, kind: str = "a media") -> None:
+    """An :class:`InputError` unless ``path`` is a file with something in it: "file not found", "is a folder, not
+    <kind> file", "empty file (0 bytes)"."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", path)
+    if p.is_dir():
+        raise InputError(f"is a folder, not {kind} file", path)
+    if p.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", path)
+
+
+def open_wav(path: str | Path, sample_rate: int | None = None):
+    """``path`` opened as a ``soundfile.SoundFile`` (a context manager), its header checked and nothing decoded: an
+    :class:`InputError` for a missing, empty or unreadable file, a rate other than ``sample_rate`` (resampling is
+    the caller's explicit choice) or one holding fewer samples than its header declares (truncated)."""
     import soundfile as sf
 
-    if not Path(path).exists():
-        raise InputError("file not found", path)
-    if Path(path).is_dir():
-        raise InputError("is a folder, not an audio file", path)
+    check_file(path, "an audio")
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(path))
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError with a terse message
-        raise InputError(f"cannot read audio ({e})", path) from e
-    if sample_rate is not None and sr != sample_rate:
-        raise InputError(f"sample rate is {sr} Hz, expected {sample_rate} Hz", path)
+        raise InputError(f"cannot read audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                         path) from e
     declared = wav_declared_frames(path)
-    if declared is not None and len(audio) < declared:
-        raise InputError(f"truncated: its header declares {declared} samples, the file holds {len(audio)}", path)
-    return audio.mean(axis=1), sr
+    if sample_rate is not None and f.samplerate != sample_rate:
+        f.close()
+        raise InputError(f"sample rate is {f.samplerate} Hz, expected {sample_rate} Hz", path)
+    if declared is not None and f.frames < declared:  # libsndfile counts what the file holds
+        f.close()
+        raise InputError(f"truncated: its header declares {declared} samples, the file holds {f.frames}", path)
+    return f
+
+
+def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a wav as float32 mono (channels averaged), checked as :func:`open_wav` checks it."""
+    with open_wav(path, sample_rate) as f:
+        try:
+            audio = f.read(dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001 - damaged data past the header
+            raise InputError(f"cannot read audio ({e})", path) from e
+        return audio.mean(axis=1), f.samplerate
 
 
 _WAV_SIZE_PLACEHOLDER = 0x7FFFF000  # data sizes from here up are what streaming writers put in (no seek back)

@@ -138,8 +138,7 @@ def roi_transforms(landmarks: np.ndarray, smooth_window: int = 12, roi_size: int
     """Affine maps (L, 2, 3) from frame pixels to ROI pixels for landmarks (L, 468, 2) on consecutive frames,
     in this package's ``geometry`` or AV-HuBERT's ("avhubert"). ``columns``: the FaceMesh indices of the
     points that ``landmarks`` holds when it holds only some, increasing, (L, len(columns), 2), e.g.
-    ``roi_points(geometry)``
-    (a long track's landmarks without the other 400-odd points)."""
+    ``roi_points(geometry)`` (a long track's landmarks without the other 400-odd points)."""
     need = roi_points(geometry)
     if columns is None:
         pick = lambda idx: landmarks[:, idx]  # noqa: E731

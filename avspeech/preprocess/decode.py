@@ -69,13 +69,10 @@ def probe(path: str | Path) -> MediaInfo:
     """Open ``path`` with PyAV and describe it; :class:`InputError` if it is not a video we can read."""
     import av
 
+    from avspeech.io.media import check_file
+
     p = Path(path)
-    if not p.exists():
-        raise InputError("file not found", path)
-    if p.is_dir():
-        raise InputError("is a folder, not a media file", path)
-    if p.stat().st_size == 0:
-        raise InputError("empty file (0 bytes)", path)
+    check_file(p)
     try:
         with av.open(str(p)) as container:
             if not container.streams.video:
